@@ -1,0 +1,3 @@
+from .swin_backbone import SwinBackbone
+
+__all__ = ['SwinBackbone']

@@ -1,0 +1,210 @@
+"""Building blocks of the Swin backbone, named so that state dicts match mmdet/mmseg.
+
+Tokens travel between blocks as channels-last maps (B, H, W, C); window attention
+gets them already partitioned by the stage's :class:`WindowGeometry`.
+"""
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmcv.cnn.bricks.drop import DropPath
+
+from .windows import WindowGeometry, relative_position_index
+
+
+def _drop_path(rate: float) -> nn.Module:
+    return DropPath(rate) if rate > 0 else nn.Identity()
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Zero-pad an NCHW tensor on the bottom and right up to a multiple of `multiple`."""
+    pad_h, pad_w = (-x.shape[-2]) % multiple, (-x.shape[-1]) % multiple
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h))
+    return x
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention inside each window, with a learned relative position bias.
+
+    Uses ``scaled_dot_product_attention`` with the bias (and the shift mask, when given)
+    as one additive mask.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, window: Tuple[int, int],
+                 qkv_bias: bool = True, qk_scale: Optional[float] = None,
+                 attn_drop_rate: float = 0., proj_drop_rate: float = 0.):
+        super().__init__()
+        self.num_heads = num_heads
+        self.window = window
+        self.scale = qk_scale or (embed_dims // num_heads) ** -0.5
+        self.attn_drop_rate = attn_drop_rate
+        num_offsets = (2 * window[0] - 1) * (2 * window[1] - 1)
+        self.relative_position_bias_table = nn.Parameter(torch.zeros(num_offsets, num_heads))
+        # Persistent, as in mmdet/mmseg, so their checkpoints load without unexpected keys.
+        self.register_buffer('relative_position_index', relative_position_index(window))
+        self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
+        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.proj_drop = nn.Dropout(proj_drop_rate)
+
+    def position_bias(self) -> torch.Tensor:
+        """(heads, N, N) bias gathered from the table."""
+        n = self.window[0] * self.window[1]
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        return bias.view(n, n, self.num_heads).permute(2, 0, 1)
+
+    def forward(self, windows: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """windows: (B * nW, N, C); mask: (nW, N, N) or None."""
+        bw, n, c = windows.shape
+        qkv = self.qkv(windows).view(bw, n, 3, self.num_heads, c // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        attn_mask = self.position_bias().unsqueeze(0)
+        if mask is not None:
+            num_windows = mask.shape[0]
+            attn_mask = (attn_mask + mask.unsqueeze(1)).repeat(bw // num_windows, 1, 1, 1)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask.to(q.dtype),
+            dropout_p=self.attn_drop_rate if self.training else 0., scale=self.scale)
+        out = out.transpose(1, 2).reshape(bw, n, c)
+        return self.proj_drop(self.proj(out))
+
+
+class ShiftWindowAttention(nn.Module):
+    """(Shifted) window attention on a (B, H, W, C) map; holds `w_msa` as the peers do."""
+
+    def __init__(self, embed_dims: int, num_heads: int, window: Tuple[int, int],
+                 shifted: bool, qkv_bias: bool, qk_scale: Optional[float],
+                 attn_drop_rate: float, proj_drop_rate: float, drop_path_rate: float):
+        super().__init__()
+        self.shifted = shifted
+        self.w_msa = WindowAttention(embed_dims, num_heads, window, qkv_bias, qk_scale,
+                                     attn_drop_rate, proj_drop_rate)
+        self.drop = _drop_path(drop_path_rate)
+
+    def forward(self, x: torch.Tensor, geometry: WindowGeometry) -> torch.Tensor:
+        windows = self.w_msa(geometry.partition(x), geometry.mask)
+        return self.drop(geometry.merge(windows))
+
+
+class SwinFFN(nn.Module):
+    """Two-layer MLP; `layers.0.0` / `layers.1` match mmcv's FFN key names."""
+
+    def __init__(self, embed_dims: int, hidden_dims: int, act_cfg: dict,
+                 drop_rate: float = 0., drop_path_rate: float = 0.):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Sequential(nn.Linear(embed_dims, hidden_dims), build_activation_layer(act_cfg),
+                          nn.Dropout(drop_rate)),
+            nn.Linear(hidden_dims, embed_dims),
+            nn.Dropout(drop_rate))
+        self.dropout_layer = _drop_path(drop_path_rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout_layer(self.layers(x))
+
+
+class SwinBlock(nn.Module):
+    """Pre-norm block: x + attn(norm1(x)), then x + ffn(norm2(x))."""
+
+    def __init__(self, embed_dims: int, num_heads: int, hidden_dims: int,
+                 window: Tuple[int, int], shifted: bool, qkv_bias: bool = True,
+                 qk_scale: Optional[float] = None, drop_rate: float = 0.,
+                 attn_drop_rate: float = 0., drop_path_rate: float = 0.,
+                 act_cfg: dict = dict(type='GELU'), norm_cfg: dict = dict(type='LN')):
+        super().__init__()
+        self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.attn = ShiftWindowAttention(embed_dims, num_heads, window, shifted, qkv_bias,
+                                         qk_scale, attn_drop_rate, drop_rate, drop_path_rate)
+        self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.ffn = SwinFFN(embed_dims, hidden_dims, act_cfg, drop_rate, drop_path_rate)
+
+    def forward(self, x: torch.Tensor, geometry: WindowGeometry) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), geometry)
+        return x + self.ffn(self.norm2(x))
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping patch embedding; pads the image bottom/right to a patch multiple."""
+
+    def __init__(self, in_channels: int, embed_dims: int, patch_size: int,
+                 norm_cfg: Optional[dict]):
+        super().__init__()
+        self.patch_size = patch_size
+        self.projection = nn.Conv2d(in_channels, embed_dims, patch_size, stride=patch_size)
+        self.norm = build_norm_layer(norm_cfg, embed_dims)[1] if norm_cfg else None
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C_in, H, W) -> (B, ceil(H/p), ceil(W/p), C)."""
+        x = self.projection(pad_to_multiple(images, self.patch_size)).permute(0, 2, 3, 1)
+        return self.norm(x) if self.norm is not None else x
+
+
+class PatchMerging(nn.Module):
+    """2x2 neighbourhood -> one token with twice the channels.
+
+    Concatenates channels in the order of mmcv's ``nn.Unfold`` merging (channel-major,
+    then kernel position row by row), so mmdet/mmseg weights apply unchanged.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, norm_cfg: Optional[dict]):
+        super().__init__()
+        self.out_channels = out_channels
+        self.norm = build_norm_layer(norm_cfg, 4 * in_channels)[1] if norm_cfg else None
+        self.reduction = nn.Linear(4 * in_channels, out_channels, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, c = x.shape
+        if h % 2 or w % 2:
+            x = F.pad(x, (0, 0, 0, w % 2, 0, h % 2))
+        h2, w2 = math.ceil(h / 2), math.ceil(w / 2)
+        x = x.view(b, h2, 2, w2, 2, c).permute(0, 1, 3, 5, 2, 4).reshape(b, h2, w2, 4 * c)
+        if self.norm is not None:
+            x = self.norm(x)
+        return self.reduction(x)
+
+
+class SwinStage(nn.Module):
+    """Blocks alternating plain and shifted windows, then optional patch merging.
+
+    Window geometries are computed once per input size and device and reused by every
+    block (and every later forward) of the stage.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, hidden_dims: int, depth: int,
+                 window: Tuple[int, int], drop_path_rates: Sequence[float],
+                 downsample: Optional[nn.Module], with_cp: bool = False, **block_kwargs):
+        super().__init__()
+        self.window = window
+        self.shift = (window[0] // 2, window[1] // 2)
+        self.with_cp = with_cp
+        self.blocks = nn.ModuleList(
+            SwinBlock(embed_dims, num_heads, hidden_dims, window, shifted=i % 2 == 1,
+                      drop_path_rate=drop_path_rates[i], **block_kwargs)
+            for i in range(depth))
+        self.downsample = downsample
+        self._geometry_cache = {}
+
+    def geometries(self, hw: Tuple[int, int], device: torch.device):
+        """(plain, shifted) geometries for a map of size hw, cached per size and device."""
+        key = (hw, device)
+        cached = None if torch.compiler.is_compiling() else self._geometry_cache.get(key)
+        if cached is None:
+            cached = (WindowGeometry.build(hw, self.window, (0, 0), device),
+                      WindowGeometry.build(hw, self.window, self.shift, device))
+            if not torch.compiler.is_compiling():
+                self._geometry_cache[key] = cached
+        return cached
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Returns (stage output, input of the next stage)."""
+        plain, shifted = self.geometries(tuple(x.shape[1:3]), x.device)
+        for i, block in enumerate(self.blocks):
+            geometry = shifted if i % 2 else plain
+            if self.with_cp and torch.is_grad_enabled():
+                x = torch.utils.checkpoint.checkpoint(block, x, geometry, use_reentrant=False)
+            else:
+                x = block(x, geometry)
+        return x, (self.downsample(x) if self.downsample is not None else x)

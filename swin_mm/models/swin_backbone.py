@@ -1,0 +1,245 @@
+"""SwinBackbone: a drop-in Swin Transformer backbone for mmdet 3.x and mmseg 1.x."""
+import warnings
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import trunc_normal_
+from mmengine.registry import MODELS
+
+from .global_attention import GlobalAttentionLayer
+from .layers import PatchEmbed, PatchMerging, SwinStage
+
+
+def _pair(value) -> Tuple[int, int]:
+    if isinstance(value, int):
+        return value, value
+    value = tuple(value)
+    if len(value) == 1:
+        return value[0], value[0]
+    if len(value) != 2:
+        raise ValueError(f'expected an int or a pair of ints, got {value!r}')
+    return value
+
+
+@MODELS.register_module()
+class SwinBackbone(BaseModule):
+    """Swin Transformer (Liu et al., ICCV 2021) emitting four normalised NCHW stages.
+
+    Accepts every argument of mmdet 3.3's and mmseg 1.2's ``SwinTransformer`` with the
+    same meaning and defaults, and has the same state-dict names, so their configs and
+    checkpoints work by changing only ``type``. Registered in mmengine's root model
+    registry, hence visible under the mmdet, mmseg and mmpretrain scopes.
+
+    Args beyond the peers:
+        global_attn (bool | dict): add the HTC++ global self-attention layer after the
+            last stage. ``True`` uses the last stage's heads; a dict may set
+            ``num_heads``, ``mlp_ratio`` and ``drop_path_rate``. Off by default.
+
+    Differences that are fixes: ``frozen_stages`` is applied at construction (so DDP
+    sees the frozen parameters), ``use_abs_pos_embed`` is interpolated to any input
+    size, ``window_size`` may be a (h, w) pair, and ``convert_weights`` is accepted but
+    unnecessary: checkpoint layouts are detected when loading.
+    """
+
+    def __init__(self,
+                 pretrain_img_size: Union[int, Tuple[int, int]] = 224,
+                 in_channels: int = 3,
+                 embed_dims: int = 96,
+                 patch_size: int = 4,
+                 window_size: Union[int, Tuple[int, int]] = 7,
+                 mlp_ratio: float = 4,
+                 depths: Sequence[int] = (2, 2, 6, 2),
+                 num_heads: Sequence[int] = (3, 6, 12, 24),
+                 strides: Sequence[int] = (4, 2, 2, 2),
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 qkv_bias: bool = True,
+                 qk_scale: Optional[float] = None,
+                 patch_norm: bool = True,
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0.1,
+                 use_abs_pos_embed: bool = False,
+                 act_cfg: dict = dict(type='GELU'),
+                 norm_cfg: dict = dict(type='LN'),
+                 with_cp: bool = False,
+                 pretrained: Optional[str] = None,
+                 convert_weights: bool = False,
+                 frozen_stages: int = -1,
+                 global_attn: Union[bool, dict] = False,
+                 init_cfg: Optional[dict] = None):
+        if init_cfg and pretrained:
+            raise ValueError('init_cfg and pretrained cannot both be set; use init_cfg')
+        if isinstance(pretrained, str):
+            warnings.warn('pretrained is deprecated, use init_cfg=dict(type="Pretrained", '
+                          'checkpoint=...)', DeprecationWarning)
+            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
+        elif pretrained is not None:
+            raise TypeError(f'pretrained must be a str or None, got {type(pretrained).__name__}')
+        super().__init__(init_cfg=init_cfg)
+        depths, num_heads, out_indices = tuple(depths), tuple(num_heads), tuple(out_indices)
+        window = _pair(window_size)
+        _check_arguments(embed_dims, depths, num_heads, strides, patch_size, window,
+                         out_indices, frozen_stages, in_channels)
+        num_stages = len(depths)
+        self.in_channels = in_channels
+        self.out_indices = out_indices
+        self.frozen_stages = frozen_stages
+        self.convert_weights = convert_weights
+        self.use_abs_pos_embed = use_abs_pos_embed
+        self.num_features = [embed_dims * 2 ** i for i in range(num_stages)]
+
+        self.patch_embed = PatchEmbed(in_channels, embed_dims, patch_size,
+                                      norm_cfg if patch_norm else None)
+        if use_abs_pos_embed:
+            grid = [size // patch_size for size in _pair(pretrain_img_size)]
+            self.absolute_pos_embed = nn.Parameter(torch.zeros(1, grid[0] * grid[1], embed_dims))
+            self.pos_embed_grid = tuple(grid)
+        self.drop_after_pos = nn.Dropout(p=drop_rate)
+
+        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.stages = nn.ModuleList()
+        for i, (depth, heads, dims) in enumerate(zip(depths, num_heads, self.num_features)):
+            last = i == num_stages - 1
+            downsample = None if last else PatchMerging(
+                dims, 2 * dims, norm_cfg if patch_norm else None)
+            self.stages.append(SwinStage(
+                dims, heads, int(mlp_ratio * dims), depth, window,
+                rates[sum(depths[:i]):sum(depths[:i + 1])], downsample, with_cp,
+                qkv_bias=qkv_bias, qk_scale=qk_scale, drop_rate=drop_rate,
+                attn_drop_rate=attn_drop_rate, act_cfg=act_cfg, norm_cfg=norm_cfg))
+        self.global_attn = None
+        if global_attn:
+            options = dict(num_heads=num_heads[-1], mlp_ratio=mlp_ratio,
+                           drop_path_rate=drop_path_rate)
+            options.update(global_attn if isinstance(global_attn, dict) else {})
+            self.global_attn = GlobalAttentionLayer(
+                self.num_features[-1], qkv_bias=qkv_bias, act_cfg=act_cfg,
+                norm_cfg=norm_cfg, **options)
+        for i in out_indices:
+            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.num_features[i])[1])
+        self._freeze_stages()
+
+    # --- freezing -----------------------------------------------------------------
+    def _frozen_modules(self):
+        """Modules frozen by ``frozen_stages`` (mmdet's meaning)."""
+        if self.frozen_stages < 0:
+            return []
+        frozen = [self.patch_embed, self.drop_after_pos]
+        for i in range(self.frozen_stages):
+            frozen.append(self.stages[i])
+            if i in self.out_indices:
+                frozen.append(getattr(self, f'norm{i}'))
+        return frozen
+
+    def _freeze_stages(self) -> None:
+        """Stop gradients at construction, before any DDP wrapping sees the parameters."""
+        if self.frozen_stages >= 0 and self.use_abs_pos_embed:
+            self.absolute_pos_embed.requires_grad_(False)
+        for module in self._frozen_modules():
+            module.eval()
+            module.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> 'SwinBackbone':
+        super().train(mode)
+        for module in self._frozen_modules():
+            module.eval()
+        return self
+
+    # --- weights --------------------------------------------------------------------
+    def init_weights(self) -> None:
+        """Random init as the references do, or load ``init_cfg=dict(type='Pretrained')``."""
+        if self.init_cfg is not None and self.init_cfg.get('type') == 'Pretrained':
+            from ..loading import load_pretrained
+            load_pretrained(self, self.init_cfg['checkpoint'],
+                            prefix=self.init_cfg.get('prefix'))
+            self._is_init = True
+            return
+        if self.init_cfg is not None:
+            super().init_weights()
+            return
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                trunc_normal_(module.weight, std=.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        for name, param in self.named_parameters():
+            if name.endswith('relative_position_bias_table') or name == 'absolute_pos_embed':
+                trunc_normal_(param, std=.02)
+        if self.global_attn is not None:
+            self.global_attn.zero_init_residuals()
+        self._is_init = True
+
+    # --- forward --------------------------------------------------------------------
+    def _check_input(self, images: torch.Tensor) -> None:
+        if images.dim() != 4:
+            raise ValueError(f'SwinBackbone expects a 4D (N, C, H, W) tensor, got shape '
+                             f'{tuple(images.shape)}')
+        if images.shape[1] != self.in_channels:
+            raise ValueError(f'SwinBackbone expects {self.in_channels} input channels, got '
+                             f'{images.shape[1]} (shape {tuple(images.shape)})')
+        if images.shape[2] < 1 or images.shape[3] < 1:
+            raise ValueError(f'SwinBackbone expects a non-empty image, got spatial size '
+                             f'{tuple(images.shape[2:])}')
+
+    def _abs_pos_embed(self, hw: Tuple[int, int]) -> torch.Tensor:
+        """(1, H, W, C) absolute embedding, bicubically resized from the pretrain grid."""
+        grid = self.absolute_pos_embed.view(1, *self.pos_embed_grid, -1).permute(0, 3, 1, 2)
+        if tuple(hw) != self.pos_embed_grid:
+            grid = F.interpolate(grid, size=hw, mode='bicubic', align_corners=False)
+        return grid.permute(0, 2, 3, 1)
+
+    def forward(self, images: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        self._check_input(images)
+        x = self.patch_embed(images)
+        if self.use_abs_pos_embed:
+            x = x + self._abs_pos_embed(x.shape[1:3])
+        x = self.drop_after_pos(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            out, x = stage(x)
+            if self.global_attn is not None and i == len(self.stages) - 1:
+                out = x = self.global_attn(out)
+            if i in self.out_indices:
+                outs.append(getattr(self, f'norm{i}')(out).permute(0, 3, 1, 2).contiguous())
+        return tuple(outs)
+
+
+def _check_arguments(embed_dims, depths, num_heads, strides, patch_size, window,
+                     out_indices, frozen_stages, in_channels) -> None:
+    """Raise ValueError on constructor arguments that cannot describe a Swin model."""
+    num_stages = len(depths)
+    if num_stages == 0 or len(num_heads) != num_stages:
+        raise ValueError(f'depths and num_heads must be non-empty and of equal length, got '
+                         f'depths={depths} and num_heads={num_heads}')
+    if any(d < 1 for d in depths) or any(h < 1 for h in num_heads):
+        raise ValueError(f'depths and num_heads must be positive, got depths={depths}, '
+                         f'num_heads={num_heads}')
+    for i, heads in enumerate(num_heads):
+        dims = embed_dims * 2 ** i
+        if dims % heads:
+            raise ValueError(f'stage {i} has {dims} channels (embed_dims={embed_dims} * 2^{i}), '
+                             f'not divisible by num_heads[{i}]={heads}')
+    if len(strides) != num_stages:
+        raise ValueError(f'strides must have one entry per stage ({num_stages}), got {strides}')
+    if strides[0] != patch_size:
+        raise ValueError(f'strides[0] must equal patch_size (non-overlapping patch embedding), '
+                         f'got strides[0]={strides[0]} and patch_size={patch_size}')
+    if any(s != 2 for s in strides[1:]):
+        raise ValueError(f'patch merging supports stride 2 only, got strides={strides}')
+    if min(window) < 1:
+        raise ValueError(f'window_size must be >= 1, got {window}')
+    if in_channels < 1:
+        raise ValueError(f'in_channels must be >= 1, got {in_channels}')
+    bad = [i for i in out_indices if not 0 <= i < num_stages]
+    if bad or not out_indices:
+        raise ValueError(f'out_indices must be non-empty and in [0, {num_stages - 1}], got '
+                         f'{out_indices}')
+    if not -1 <= frozen_stages <= num_stages:
+        raise ValueError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages}')

@@ -1,0 +1,113 @@
+"""init_cfg=dict(type='Pretrained') loading of this plugin's (mmdet/mmseg) layout."""
+import logging
+
+import pytest
+import torch
+from mmengine.config import ConfigDict
+from mmengine.logging import MMLogger
+
+from conftest import in_eval, SMALL, max_abs_diff, mmdet_swin, randomize_
+from swin_mm import SwinBackbone
+
+
+class _Lines(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def log_lines():
+    handler = _Lines()
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    yield handler.lines
+    logger.removeHandler(handler)
+
+
+def _pretrained(path, **kwargs):
+    model = SwinBackbone(drop_path_rate=0.0, init_cfg=dict(type='Pretrained', checkpoint=str(path)),
+                         **{**SMALL, **kwargs})
+    model.init_weights()
+    return model.eval()
+
+
+@pytest.mark.parametrize('wrapper', ['state_dict', 'model', None])
+@pytest.mark.parametrize('prefix', ['backbone.', ''])
+def test_loads_every_wrapper_and_prefix(wrapper, prefix, tmp_path, images, log_lines):
+    peer = in_eval(randomize_(mmdet_swin(**SMALL)))
+    state = {prefix + k: v for k, v in peer.state_dict().items()}
+    if prefix:
+        state['neck.lateral_convs.0.conv.weight'] = torch.zeros(1)  # other detector parts
+    path = tmp_path / 'ckpt.pth'
+    torch.save({wrapper: state, 'meta': {'epoch': 3}} if wrapper else state, path)
+    ours = _pretrained(path)
+    x = images(1, 90, 77)
+    with torch.no_grad():
+        assert max_abs_diff(ours(x), peer(x)) <= 1e-5
+    assert not any('missing' in line or 'unexpected' in line for line in log_lines)
+
+
+def test_window_size_change_resizes_like_mmdet(tmp_path, images):
+    source = randomize_(mmdet_swin(window_size=7, **SMALL))
+    path = tmp_path / 'w7.pth'
+    torch.save({'state_dict': {'backbone.' + k: v for k, v in source.state_dict().items()}}, path)
+    peer = mmdet_swin(window_size=12, init_cfg=ConfigDict(type='Pretrained', checkpoint=str(path)),
+                      **SMALL)
+    peer.init_weights()
+    ours = _pretrained(path, window_size=12)
+    key = 'stages.2.blocks.1.attn.w_msa.relative_position_bias_table'
+    assert ours.state_dict()[key].shape == (23 * 23, 4)
+    assert torch.allclose(ours.state_dict()[key], peer.state_dict()[key], atol=1e-6)
+    x = images(1, 128, 100)
+    with torch.no_grad():
+        assert max_abs_diff(ours(x), in_eval(peer)(x)) <= 1e-5
+
+
+def test_non_square_window_resize_matches_timm(tmp_path):
+    from timm.layers import resize_rel_pos_bias_table
+    source = randomize_(SwinBackbone(**SMALL))
+    path = tmp_path / 'w7.pth'
+    torch.save(source.state_dict(), path)
+    ours = _pretrained(path, window_size=(6, 10))
+    key = 'stages.1.blocks.0.attn.w_msa.relative_position_bias_table'
+    expected = resize_rel_pos_bias_table(source.state_dict()[key], new_window_size=(6, 10),
+                                         new_bias_shape=(11 * 19, 2))
+    assert torch.allclose(ours.state_dict()[key], expected, atol=1e-5)
+
+
+def test_abs_pos_embed_resize_matches_timm(tmp_path):
+    from timm.layers import resample_abs_pos_embed
+    source = randomize_(SwinBackbone(use_abs_pos_embed=True, pretrain_img_size=64, **SMALL))
+    path = tmp_path / 'ape.pth'
+    torch.save(source.state_dict(), path)
+    ours = _pretrained(path, use_abs_pos_embed=True, pretrain_img_size=96)
+    expected = resample_abs_pos_embed(source.absolute_pos_embed.detach(), new_size=[24, 24],
+                                      old_size=[16, 16], num_prefix_tokens=0,
+                                      interpolation='bicubic', antialias=False)
+    assert torch.allclose(ours.absolute_pos_embed, expected, atol=1e-5)
+
+
+def test_missing_and_unexpected_keys_are_one_line_each(tmp_path, log_lines):
+    state = randomize_(SwinBackbone(**SMALL)).state_dict()
+    del state['norm3.weight'], state['stages.0.blocks.0.norm1.bias']
+    state['head.fc.weight'] = torch.zeros(3)
+    path = tmp_path / 'partial.pth'
+    torch.save(state, path)
+    _pretrained(path)
+    missing = [line for line in log_lines if 'missing keys' in line]
+    unexpected = [line for line in log_lines if 'unexpected keys' in line]
+    assert len(missing) == 1 and 'norm3.weight' in missing[0] and '\n' not in missing[0]
+    assert len(unexpected) == 1 and 'head.fc.weight' in unexpected[0]
+
+
+def test_shape_mismatch_is_a_clear_error(tmp_path):
+    state = SwinBackbone(**SMALL).state_dict()
+    state['stages.1.blocks.0.ffn.layers.1.weight'] = torch.zeros(3, 3)
+    path = tmp_path / 'bad.pth'
+    torch.save(state, path)
+    with pytest.raises(ValueError, match='expected shape'):
+        _pretrained(path)
