@@ -58,3 +58,9 @@ def images():
 
 def max_abs_diff(a, b) -> float:
     return max(float((x - y).abs().max()) for x, y in zip(a, b))
+
+
+def assert_same_gradient(ours, peer, tol=1e-5):
+    """Float32 gradients summed over many outputs reach |g| ~ 10: compare relative to that."""
+    scale = max(1.0, float(peer.abs().max()))
+    assert float((ours - peer).abs().max()) <= tol * scale

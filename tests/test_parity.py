@@ -2,15 +2,9 @@
 import pytest
 import torch
 
-from conftest import in_eval, SMALL, TINY, max_abs_diff, mmdet_swin, mmseg_swin, randomize_, twin_of
+from conftest import SMALL, TINY, assert_same_gradient, in_eval, max_abs_diff, mmdet_swin, mmseg_swin, randomize_, twin_of
 
 TOL = 1e-5
-
-
-def assert_same_gradient(ours, peer):
-    """Float32 gradients summed over many outputs reach |g| ~ 10; compare relative to that."""
-    scale = max(1.0, float(peer.abs().max()))
-    assert float((ours - peer).abs().max()) <= TOL * scale
 
 
 def _forward_backward(model, x):

@@ -53,10 +53,15 @@ def test_loads_every_wrapper_and_prefix(wrapper, prefix, tmp_path, images, log_l
 
 def test_window_size_change_resizes_like_mmdet(tmp_path, images):
     source = randomize_(mmdet_swin(window_size=7, **SMALL))
-    path = tmp_path / 'w7.pth'
-    torch.save({'state_dict': {'backbone.' + k: v for k, v in source.state_dict().items()}}, path)
-    peer = mmdet_swin(window_size=12, init_cfg=ConfigDict(type='Pretrained', checkpoint=str(path)),
-                      **SMALL)
+    state = {'backbone.' + k: v for k, v in source.state_dict().items()}
+    path, peer_path = tmp_path / 'w7.pth', tmp_path / 'w7_no_index.pth'
+    torch.save({'state_dict': state}, path)
+    # mmdet cannot load its own relative_position_index buffers across window sizes
+    # (size mismatch error), so it gets a copy without them; ours takes the full file.
+    torch.save({'state_dict': {k: v for k, v in state.items()
+                               if not k.endswith('relative_position_index')}}, peer_path)
+    peer = mmdet_swin(window_size=12, **SMALL,
+                      init_cfg=ConfigDict(type='Pretrained', checkpoint=str(peer_path)))
     peer.init_weights()
     ours = _pretrained(path, window_size=12)
     key = 'stages.2.blocks.1.attn.w_msa.relative_position_bias_table'
@@ -68,13 +73,13 @@ def test_window_size_change_resizes_like_mmdet(tmp_path, images):
 
 
 def test_non_square_window_resize_matches_timm(tmp_path):
-    from timm.layers import resize_rel_pos_bias_table
+    from timm.layers.pos_embed_rel import resize_rel_pos_bias_table_simple
     source = randomize_(SwinBackbone(**SMALL))
     path = tmp_path / 'w7.pth'
     torch.save(source.state_dict(), path)
     ours = _pretrained(path, window_size=(6, 10))
     key = 'stages.1.blocks.0.attn.w_msa.relative_position_bias_table'
-    expected = resize_rel_pos_bias_table(source.state_dict()[key], new_window_size=(6, 10),
+    expected = resize_rel_pos_bias_table_simple(source.state_dict()[key], new_window_size=(6, 10),
                                          new_bias_shape=(11 * 19, 2))
     assert torch.allclose(ours.state_dict()[key], expected, atol=1e-5)
 

@@ -72,7 +72,7 @@ def _check_stock_config(config_path, scope, registry, images):
     ours.load_state_dict(peer.state_dict(), strict=True)
     peer.eval()
     ours.eval()
-    x = images(1, 97, 130)
+    x = images(1, 97, 130, channels=ours.backbone.in_channels)  # 6 for change detection
     with torch.no_grad():
         assert max_abs_diff(ours.backbone(x), peer.backbone(x)) <= 1e-5
         assert max_abs_diff(ours.extract_feat(x), peer.extract_feat(x)) <= 1e-4

@@ -8,7 +8,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from conftest import in_eval, SMALL, max_abs_diff, mmdet_swin, randomize_, twin_of
+from conftest import SMALL, assert_same_gradient, in_eval, max_abs_diff, mmdet_swin, randomize_, twin_of
 from swin_mm import SwinBackbone
 
 
@@ -16,7 +16,8 @@ from swin_mm import SwinBackbone
 def test_frozen_stages_freeze_what_mmdet_freezes(frozen_stages):
     kwargs = dict(frozen_stages=frozen_stages, out_indices=(0, 2, 3), use_abs_pos_embed=True,
                   **SMALL)
-    peer = mmdet_swin(**kwargs).train()  # mmdet freezes only here
+    peer = mmdet_swin(**kwargs)
+    peer.train()                         # mmdet freezes only here
     ours = SwinBackbone(**kwargs)        # ours already at construction
     peer_flags = {n: p.requires_grad for n, p in peer.named_parameters()}
     our_flags = {n: p.requires_grad for n, p in ours.named_parameters()}
@@ -74,7 +75,7 @@ def test_with_cp_gives_the_same_gradients_as_mmdet_without_it(images):
         sum(o.square().sum() for o in model(x)).backward()
     peer_params = dict(peer.named_parameters())
     for name, param in ours.named_parameters():
-        assert torch.allclose(param.grad, peer_params[name].grad, atol=1e-5), name
+        assert_same_gradient(param.grad, peer_params[name].grad)
 
 
 def test_abs_pos_embed_is_interpolated_to_other_sizes(images):

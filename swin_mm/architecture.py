@@ -1,0 +1,100 @@
+"""The SwinBackbone arguments a state dict in this plugin's layout was trained with.
+
+Read from tensor shapes, so a converted checkpoint can be rebuilt and checked without
+its config.
+"""
+import math
+import re
+from typing import Dict, Optional
+
+import torch
+
+from .checkpoint_io import CheckpointError
+
+_BLOCK = re.compile(r'stages\.(\d+)\.blocks\.(\d+)\.')
+
+
+def _square_window(rows: int, key: str) -> int:
+    """Window side w from a (2w-1)^2-row bias table."""
+    side = math.isqrt(rows)
+    if side * side != rows or side % 2 == 0:
+        raise CheckpointError(f'{key}: expected (2w-1)^2 rows for a square window w, '
+                              f'found {rows}')
+    return (side + 1) // 2
+
+
+def infer_architecture(backbone: Dict[str, torch.Tensor],
+                       pretrain_img_size: Optional[int] = None) -> dict:
+    """SwinBackbone keyword arguments matching `backbone` (no prefix, this plugin's names).
+
+    ``pretrain_img_size`` is read from ``absolute_pos_embed`` when there is one; otherwise
+    the caller's value (e.g. read from an official ``attn_mask``) is kept, or None.
+    """
+    projection = backbone.get('patch_embed.projection.weight')
+    if projection is None or projection.dim() != 4:
+        raise CheckpointError('expected patch_embed.projection.weight of shape (C, in, p, p), '
+                              f'found {None if projection is None else tuple(projection.shape)}')
+    blocks = {}
+    for key in backbone:
+        match = _BLOCK.match(key)
+        if match:
+            stage, block = int(match.group(1)), int(match.group(2))
+            blocks[stage] = max(blocks.get(stage, 0), block + 1)
+    if not blocks or sorted(blocks) != list(range(len(blocks))):
+        raise CheckpointError(f'expected blocks in stages 0..n-1, found stages {sorted(blocks)}')
+    embed_dims, patch_size = projection.shape[0], projection.shape[-1]
+    heads, windows = [], set()
+    for stage in range(len(blocks)):
+        key = f'stages.{stage}.blocks.0.attn.w_msa.relative_position_bias_table'
+        if key not in backbone:
+            raise CheckpointError(f'expected {key}, found none')
+        heads.append(backbone[key].shape[1])
+        windows.add(_square_window(backbone[key].shape[0], key))
+    if len(windows) != 1:
+        raise CheckpointError(f'expected one window size for all stages, found {sorted(windows)}')
+    fc1 = backbone.get('stages.0.blocks.0.ffn.layers.0.0.weight')
+    if fc1 is None:
+        raise CheckpointError('expected stages.0.blocks.0.ffn.layers.0.0.weight, found none')
+    embed = backbone.get('absolute_pos_embed')
+    if embed is not None:
+        pretrain_img_size = math.isqrt(embed.shape[1]) * patch_size
+    return dict(
+        embed_dims=embed_dims,
+        depths=tuple(blocks[s] for s in range(len(blocks))),
+        num_heads=tuple(heads),
+        window_size=windows.pop(),
+        mlp_ratio=fc1.shape[0] / embed_dims,
+        patch_size=patch_size,
+        in_channels=projection.shape[1],
+        strides=(patch_size,) + (2,) * (len(blocks) - 1),
+        qkv_bias='stages.0.blocks.0.attn.w_msa.qkv.bias' in backbone,
+        patch_norm='patch_embed.norm.weight' in backbone,
+        use_abs_pos_embed=embed is not None,
+        pretrain_img_size=pretrain_img_size,
+        out_indices=tuple(i for i in range(len(blocks)) if f'norm{i}.weight' in backbone),
+    )
+
+
+def check_shapes(backbone: Dict[str, torch.Tensor], architecture: dict) -> None:
+    """Raise CheckpointError unless `backbone` has exactly the keys and shapes of the model
+    `architecture` describes (built on the meta device: no memory, no time)."""
+    from .models import SwinBackbone
+    arguments = dict(architecture)
+    arguments['pretrain_img_size'] = arguments['pretrain_img_size'] or 224
+    if not arguments['out_indices']:
+        raise CheckpointError('expected at least one output norm (norm{i}.weight), found none')
+    try:
+        with torch.device('meta'):
+            expected = SwinBackbone(**arguments).state_dict()
+    except ValueError as err:
+        raise CheckpointError(f'inconsistent architecture {architecture}: {err}') from None
+    unexpected = sorted(set(backbone) - set(expected))
+    missing = sorted(set(expected) - set(backbone))
+    if unexpected or missing:
+        raise CheckpointError(f'inconsistent checkpoint: unexpected keys {unexpected[:3]}, '
+                              f'missing keys {missing[:3]}')
+    for key, value in expected.items():
+        if backbone[key].shape != value.shape:
+            raise CheckpointError(f'inconsistent shapes: {key} expected {tuple(value.shape)} '
+                                  f'for {architecture["embed_dims"]} channels, found '
+                                  f'{tuple(backbone[key].shape)}')
