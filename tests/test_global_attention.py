@@ -2,7 +2,7 @@
 import torch
 from mmengine.optim import build_optim_wrapper
 
-from conftest import in_eval, SMALL, max_abs_diff, mmdet_swin, randomize_
+from conftest import SMALL, in_eval, max_abs_diff, mmdet_swin, randomize_
 from swin_mm import SwinBackbone
 
 

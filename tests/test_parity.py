@@ -2,7 +2,10 @@
 import pytest
 import torch
 
-from conftest import SMALL, TINY, assert_same_gradient, in_eval, max_abs_diff, mmdet_swin, mmseg_swin, randomize_, twin_of
+from conftest import (
+    SMALL, TINY, assert_same_gradient, in_eval, max_abs_diff, mmdet_swin, mmseg_swin,
+    randomize_, twin_of
+)
 
 TOL = 1e-5
 

@@ -6,7 +6,7 @@ import torch
 from mmengine.config import ConfigDict
 from mmengine.logging import MMLogger
 
-from conftest import in_eval, SMALL, max_abs_diff, mmdet_swin, randomize_
+from conftest import SMALL, in_eval, max_abs_diff, mmdet_swin, randomize_
 from swin_mm import SwinBackbone
 
 

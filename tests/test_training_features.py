@@ -8,7 +8,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from conftest import SMALL, assert_same_gradient, in_eval, max_abs_diff, mmdet_swin, randomize_, twin_of
+from conftest import (
+    SMALL, assert_same_gradient, in_eval, max_abs_diff, mmdet_swin, randomize_, twin_of
+)
 from swin_mm import SwinBackbone
 
 
