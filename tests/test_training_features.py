@@ -43,30 +43,46 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank, world_size, port, results):
+def _ddp_worker(rank, world_size, port, implementation, results):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('gloo', rank=rank, world_size=world_size)
     torch.manual_seed(0)
-    model = SwinBackbone(frozen_stages=1, **SMALL)
+    model = (SwinBackbone if implementation == 'ours' else mmdet_swin)(frozen_stages=1, **SMALL)
     ddp = torch.nn.parallel.DistributedDataParallel(model)
+    ddp.train()  # what the runner does after wrapping; mmdet freezes only now
     optimizer = torch.optim.SGD([p for p in ddp.parameters() if p.requires_grad], lr=0.1)
     frozen_before = model.patch_embed.projection.weight.clone()
-    for step in range(2):  # two steps: the reducer's check fires on the second
-        torch.manual_seed(rank + 10 * step)
-        loss = sum(o.mean() for o in ddp(torch.randn(2, 3, 64, 64)))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    results[rank] = (bool(torch.equal(frozen_before, model.patch_embed.projection.weight)),
-                     model.stages[1].blocks[0].attn.w_msa.qkv.weight.sum().item())
+    try:
+        for step in range(2):  # the reducer's check fires on the second step
+            torch.manual_seed(rank + 10 * step)
+            loss = sum(o.mean() for o in ddp(torch.randn(2, 3, 64, 64)))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    except RuntimeError as err:
+        results[rank] = str(err)
+    else:
+        results[rank] = (bool(torch.equal(frozen_before, model.patch_embed.projection.weight)),
+                         model.stages[1].blocks[0].attn.w_msa.qkv.weight.sum().item())
     dist.destroy_process_group()
 
 
-def test_ddp_training_with_frozen_stages_runs_on_two_gloo_processes():
+def _run_ddp(implementation):
     results = mp.Manager().dict()
-    mp.spawn(_ddp_worker, args=(2, _free_port(), results), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), implementation, results), nprocs=2, join=True)
+    return dict(results)
+
+
+def test_ddp_training_with_frozen_stages_runs_on_two_gloo_processes():
+    results = _run_ddp('ours')
     assert results[0][0] and results[1][0], 'frozen weights changed'
     assert results[0][1] == pytest.approx(results[1][1]), 'replicas diverged'
+
+
+def test_mmdet_fails_where_ours_runs():
+    """The peer's bug this fixes (mmdetection#8208 and others): same harness, it crashes."""
+    results = _run_ddp('mmdet')
+    assert all('Expected to have finished reduction' in str(r) for r in results.values())
 
 
 def test_with_cp_gives_the_same_gradients_as_mmdet_without_it(images):

@@ -100,7 +100,8 @@ class SwinBackbone(BaseModule):
             self.pos_embed_grid = tuple(grid)
         self.drop_after_pos = nn.Dropout(p=drop_rate)
 
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        # On the CPU explicitly, so the model can also be built on the meta device.
+        rates = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()
         self.stages = nn.ModuleList()
         for i, (depth, heads, dims) in enumerate(zip(depths, num_heads, self.num_features)):
             last = i == num_stages - 1
@@ -152,7 +153,7 @@ class SwinBackbone(BaseModule):
     # --- weights --------------------------------------------------------------------
     def init_weights(self) -> None:
         """Random init as the references do, or load ``init_cfg=dict(type='Pretrained')``."""
-        if self.init_cfg is not None and self.init_cfg.get('type') == 'Pretrained':
+        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
             from ..loading import load_pretrained
             load_pretrained(self, self.init_cfg['checkpoint'],
                             prefix=self.init_cfg.get('prefix'))
