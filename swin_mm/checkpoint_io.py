@@ -2,6 +2,7 @@
 import io
 import os
 import pickle
+import tempfile
 import zipfile
 from urllib.parse import urlparse
 
@@ -53,6 +54,21 @@ def _open(path: str):
     return path
 
 
+def _load(source, unsafe: bool):
+    """torch.load, memory-mapping local zip-format files (the default since torch 1.6):
+    a Swin-L checkpoint then costs page cache, not a private copy, and loads at once."""
+    options = dict(map_location='cpu', weights_only=not unsafe)
+    if isinstance(source, str):
+        try:
+            with torch.serialization.safe_globals(_safe_globals()):
+                return torch.load(source, mmap=True, **options)
+        except RuntimeError as err:
+            if 'mmap' not in str(err):  # only the legacy (pre-zip) format cannot be mapped
+                raise
+    with torch.serialization.safe_globals(_safe_globals()):
+        return torch.load(source, **options)
+
+
 def read_checkpoint(path: str, unsafe: bool = False):
     """Load a checkpoint on CPU without running code from the pickle.
 
@@ -60,12 +76,14 @@ def read_checkpoint(path: str, unsafe: bool = False):
     """
     source = _open(str(path))
     try:
-        if unsafe:
-            return torch.load(source, map_location='cpu', weights_only=False)
-        with torch.serialization.safe_globals(_safe_globals()):
-            return torch.load(source, map_location='cpu', weights_only=True)
+        return _load(source, unsafe)
     except _READ_ERRORS as err:
         message = str(err).strip().splitlines()
+        if 'Unsupported operand' in str(err):  # not a pickle torch can read safely
+            opcode = next(line for line in message if 'Unsupported operand' in line).strip()
+            raise CheckpointError(f'expected a torch checkpoint, could not read {path}: '
+                                  f'{opcode} (not a torch file, or a pickle only '
+                                  f'--unsafe-load could read)') from None
         if 'weights_only' in str(err) or 'Unsupported global' in str(err):
             detail = next((line for line in message if 'Unsupported global' in line),
                           message[0] if message else '')
@@ -75,3 +93,19 @@ def read_checkpoint(path: str, unsafe: bool = False):
         raise CheckpointError(f'expected a torch checkpoint, could not read {path}: '
                               f'{message[0] if message else type(err).__name__}') from None
 
+
+def write_checkpoint(checkpoint, path: str) -> None:
+    """torch.save to a temporary file beside `path`, then rename: never a half-written file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.',
+                                         suffix='.tmp', dir=directory)
+    try:
+        with os.fdopen(handle, 'wb') as stream:
+            torch.save(checkpoint, stream)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 is for the temporary only
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise

@@ -1,5 +1,6 @@
 """Loading pretrained weights into a SwinBackbone, whatever size they were trained at."""
 import math
+import re
 from typing import Dict, Optional
 
 import torch
@@ -7,7 +8,9 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 
 from .checkpoint_io import CheckpointError, read_checkpoint
-from .convert import to_backbone_state_dict
+from .convert import CLASSIFICATION_LAYOUTS, to_backbone_state_dict
+
+_OUTPUT_NORM = re.compile(r'norm\d+\.(weight|bias)')
 
 
 def resize_relative_position_bias_table(table: torch.Tensor, window) -> torch.Tensor:
@@ -79,8 +82,15 @@ def load_pretrained(model, path: str, prefix: Optional[str] = None) -> None:
     result = model.load_state_dict(state_dict, strict=False)
     print_log(f'SwinBackbone: loaded {path} ({layout} layout, {len(state_dict)} tensors)',
               logger='current')
-    if result.missing_keys:
-        print_log(f'SwinBackbone: missing keys {_summary(result.missing_keys)}',
+    missing = result.missing_keys
+    if layout in CLASSIFICATION_LAYOUTS:  # they have one final norm, not per-stage ones
+        new_norms = sorted({k.split('.')[0] for k in missing if _OUTPUT_NORM.fullmatch(k)})
+        missing = [k for k in missing if not _OUTPUT_NORM.fullmatch(k)]
+        if new_norms:
+            print_log(f'SwinBackbone: {", ".join(new_norms)} keep their initialisation '
+                      f'(a {layout} checkpoint has no per-stage output norms)', logger='current')
+    if missing:
+        print_log(f'SwinBackbone: missing keys {_summary(missing)}',
                   logger='current', level=30)
     if result.unexpected_keys:
         print_log(f'SwinBackbone: unexpected keys {_summary(result.unexpected_keys)}',
