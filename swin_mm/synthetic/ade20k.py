@@ -15,6 +15,8 @@ from .scenes import SHAPE_CLASSES, make_scene, polygon_mask, polygon_outline
 
 BACKGROUND_ID = 1
 SPLITS = (('training', 'ADE_train'), ('validation', 'ADE_val'))
+# Classes the model sees after reduce_zero_label: the background and each shape.
+NUM_CLASSES_USED = len(SHAPE_CLASSES) + 1
 
 
 def shape_ade_id(label: int) -> int:
@@ -54,5 +56,3 @@ def write_ade20k(out_dir, num_train: int, num_val: int, size: int = 64, seed: in
             offset += counts[split]
     return root
 
-
-NUM_CLASSES_USED = len(SHAPE_CLASSES) + 1  # after reduce_zero_label: background + shapes
