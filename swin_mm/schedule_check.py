@@ -1,0 +1,175 @@
+"""Check a config's learning-rate schedule against the published recipe, without a GPU.
+
+The official Swin recipes were written for mmcv's ``lr_config`` hooks; their mmengine
+translations (``param_scheduler``) are easy to get subtly wrong: a warmup that ends one
+step early, a poly decay that starts after the warmup. This steps the config's real
+mmengine schedulers through the whole run, as ``ParamSchedulerHook`` does, and compares
+every iteration's learning rate with the published formula, written here independently
+of the configs.
+"""
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import torch.nn as nn
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import PARAM_SCHEDULERS, DefaultScope
+
+# COCO train2017 after filter_empty_gt (117,266 images) at batch 16.
+COCO_ITERS_PER_EPOCH = 7330
+
+
+@dataclass(frozen=True)
+class StepRecipe:
+    """mmcv ``policy='step'`` with linear warmup by iteration (the detection recipes)."""
+    base_lr: float
+    warmup_iters: int
+    warmup_ratio: float
+    epochs: int
+    milestones: Tuple[int, ...]
+    gamma: float
+
+    def run_length(self, iters_per_epoch: int) -> int:
+        return self.epochs * iters_per_epoch
+
+    def lrs(self, iters_per_epoch: int) -> np.ndarray:
+        t = np.arange(self.run_length(iters_per_epoch))
+        epoch = t // iters_per_epoch
+        decays = sum((epoch >= m).astype(int) for m in self.milestones)
+        regular = self.base_lr * self.gamma ** decays
+        return regular * _linear_warmup(t, self.warmup_iters, self.warmup_ratio)
+
+
+@dataclass(frozen=True)
+class PolyRecipe:
+    """mmcv ``policy='poly'`` by iteration with linear warmup (the ADE20K recipes)."""
+    base_lr: float
+    warmup_iters: int
+    warmup_ratio: float
+    max_iters: int
+    power: float
+    min_lr: float
+
+    def run_length(self, iters_per_epoch: Optional[int] = None) -> int:
+        return self.max_iters
+
+    def lrs(self, iters_per_epoch: Optional[int] = None) -> np.ndarray:
+        t = np.arange(self.max_iters)
+        regular = (self.base_lr - self.min_lr) * (1 - t / self.max_iters) ** self.power
+        regular += self.min_lr
+        return regular * _linear_warmup(t, self.warmup_iters, self.warmup_ratio)
+
+
+def _linear_warmup(t: np.ndarray, warmup_iters: int, ratio: float) -> np.ndarray:
+    """mmcv's linear warmup factor: ratio at t=0, rising linearly, 1 from warmup_iters."""
+    return np.where(t < warmup_iters, 1 - (1 - t / warmup_iters) * (1 - ratio), 1.0)
+
+
+PUBLISHED: Dict[str, object] = {
+    # Swin-Transformer-Object-Detection: lr_config step [27, 33], warmup 500 x 0.001
+    # (inherited from schedule_1x), AdamW lr 1e-4, runner max_epochs 36.
+    'coco-3x': StepRecipe(1e-4, 500, 0.001, 36, (27, 33), 0.1),
+    # Swin paper A2.2, HTC++ "6x": 72 epochs, x0.1 at 63 and 69; lr/warmup as coco-3x.
+    'coco-6x': StepRecipe(1e-4, 500, 0.001, 72, (63, 69), 0.1),
+    # Swin-Transformer-Semantic-Segmentation: poly power 1, min_lr 0, warmup 1500 x 1e-6,
+    # AdamW lr 6e-5, 160k iterations.
+    'ade20k-160k': PolyRecipe(6e-5, 1500, 1e-6, 160000, 1.0, 0.0),
+}
+
+RECIPE_OF_CONFIG = {
+    'cascade_mask_rcnn_swin_t_coco_3x': 'coco-3x',
+    'cascade_mask_rcnn_swin_s_coco_3x': 'coco-3x',
+    'cascade_mask_rcnn_swin_b_coco_3x': 'coco-3x',
+    'htcpp_swin_b_coco': 'coco-6x',
+    'htcpp_swin_l_coco': 'coco-3x',  # microsoft README: Swin-L HTC++ "3x"
+    'upernet_swin_t_ade20k': 'ade20k-160k',
+    'upernet_swin_s_ade20k': 'ade20k-160k',
+    'upernet_swin_b_ade20k': 'ade20k-160k',
+    'upernet_swin_b_22k_ade20k_640': 'ade20k-160k',
+    'upernet_swin_l_22k_ade20k_640': 'ade20k-160k',
+}
+
+
+@dataclass
+class ScheduleReport:
+    recipe: str
+    iterations: int
+    max_rel_error: float
+    worst_iteration: int
+    config_lr: float
+    published_lr: float
+
+    def ok(self, rtol: float) -> bool:
+        return self.max_rel_error <= rtol
+
+
+class _Dummy(nn.Module):
+    """Parameters named like the backbone's, so paramwise_cfg builds several groups."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(2, 2)
+        self.norm = nn.LayerNorm(2)
+
+
+def config_lrs(cfg, iters_per_epoch: int) -> np.ndarray:
+    """Learning rate of every training iteration of ``cfg``, from its real schedulers."""
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        optim_wrapper = build_optim_wrapper(_Dummy(), cfg.optim_wrapper)
+        schedulers = []
+        for scheduler_cfg in cfg.param_scheduler:
+            default_args = dict(optimizer=optim_wrapper)
+            if scheduler_cfg.get('convert_to_iter_based', False):
+                default_args['epoch_length'] = iters_per_epoch
+            schedulers.append(PARAM_SCHEDULERS.build(scheduler_cfg, default_args=default_args))
+    train_cfg = cfg.train_cfg
+    if 'max_epochs' in train_cfg:
+        epochs, epoch_length = train_cfg.max_epochs, iters_per_epoch
+    else:
+        epochs, epoch_length = 1, train_cfg.max_iters
+    by_iter = [s for s in schedulers if not s.by_epoch]
+    by_epoch = [s for s in schedulers if s.by_epoch]
+    groups = optim_wrapper.param_groups
+    lrs = np.empty(epochs * epoch_length)
+    optim_wrapper.optimizer.step()  # schedulers expect a step before theirs
+    i = 0
+    for _ in range(epochs):
+        for _ in range(epoch_length):
+            values = {group['lr'] for group in groups}
+            if len(values) != 1:
+                raise ValueError(f'expected one learning rate for all parameter groups, '
+                                 f'found {sorted(values)} at iteration {i}')
+            lrs[i] = values.pop()
+            for scheduler in by_iter:  # ParamSchedulerHook.after_train_iter
+                scheduler.step()
+            i += 1
+        for scheduler in by_epoch:  # ParamSchedulerHook.after_train_epoch
+            scheduler.step()
+    return lrs
+
+
+def check_schedule(cfg, recipe: str, iters_per_epoch: int = COCO_ITERS_PER_EPOCH
+                   ) -> ScheduleReport:
+    """Compare every iteration's learning rate of ``cfg`` with the published ``recipe``."""
+    if recipe not in PUBLISHED:
+        raise ValueError(f'unknown recipe {recipe!r}; expected one of {sorted(PUBLISHED)}')
+    published = PUBLISHED[recipe].lrs(iters_per_epoch)
+    ours = config_lrs(cfg, iters_per_epoch)
+    if len(ours) != len(published):
+        raise ValueError(f'run length differs from recipe {recipe!r}: the config trains '
+                         f'{len(ours)} iterations, the recipe {len(published)} '
+                         f'({iters_per_epoch} iterations per epoch for epoch-based runs)')
+    rel = np.abs(ours - published) / np.maximum(np.abs(published), np.finfo(float).tiny)
+    worst = int(np.argmax(rel))
+    return ScheduleReport(recipe, len(ours), float(rel[worst]), worst,
+                          float(ours[worst]), float(published[worst]))
+
+
+def recipe_for(config_path: str) -> Optional[str]:
+    """The published recipe of one of the shipped configs, by file name."""
+    name = config_path.replace('\\', '/').rsplit('/', 1)[-1]
+    return RECIPE_OF_CONFIG.get(name[:-3] if name.endswith('.py') else name)
+
+
+__all__ = ['COCO_ITERS_PER_EPOCH', 'PUBLISHED', 'RECIPE_OF_CONFIG', 'PolyRecipe',
+           'StepRecipe', 'ScheduleReport', 'check_schedule', 'config_lrs', 'recipe_for']

@@ -1,0 +1,121 @@
+"""The schedule check: every config's learning rate at every iteration vs the published recipe."""
+import glob
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from mmengine.config import Config
+
+from swin_mm.schedule_check import PUBLISHED, check_schedule
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG_DIR = os.path.join(ROOT, 'configs')
+# Written from the sources: [A] 3x for the cascades, the microsoft README's "3x" for
+# HTC++ Swin-L, the paper's 6x for HTC++ Swin-B, [B] 160k for every UPerNet.
+RECIPE = {
+    'cascade_mask_rcnn_swin_t_coco_3x': 'coco-3x',
+    'cascade_mask_rcnn_swin_s_coco_3x': 'coco-3x',
+    'cascade_mask_rcnn_swin_b_coco_3x': 'coco-3x',
+    'htcpp_swin_b_coco': 'coco-6x',
+    'htcpp_swin_l_coco': 'coco-3x',
+    'upernet_swin_t_ade20k': 'ade20k-160k',
+    'upernet_swin_s_ade20k': 'ade20k-160k',
+    'upernet_swin_b_ade20k': 'ade20k-160k',
+    'upernet_swin_b_22k_ade20k_640': 'ade20k-160k',
+    'upernet_swin_l_22k_ade20k_640': 'ade20k-160k',
+}
+_checked = {}
+
+
+def _schedule_key(cfg):
+    """What the learning rate depends on; configs sharing it share one full run."""
+    return json.dumps([cfg.optim_wrapper.optimizer.to_dict(),
+                       [s.to_dict() for s in cfg.param_scheduler],
+                       cfg.train_cfg.to_dict()], sort_keys=True, default=str)
+
+
+def test_every_config_has_a_recipe():
+    shipped = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(CONFIG_DIR, '*.py'))}
+    assert shipped >= set(RECIPE)
+
+
+@pytest.mark.parametrize('name', sorted(RECIPE))
+def test_config_schedule_matches_published(name):
+    cfg = Config.fromfile(os.path.join(CONFIG_DIR, name + '.py'))
+    key = (RECIPE[name], _schedule_key(cfg))
+    if key not in _checked:
+        _checked[key] = check_schedule(cfg, RECIPE[name])
+    report = _checked[key]
+    assert report.iterations == {'coco-3x': 36 * 7330, 'coco-6x': 72 * 7330,
+                                 'ade20k-160k': 160000}[RECIPE[name]]
+    assert report.max_rel_error < 1e-9, report
+
+
+def test_published_formulas_at_recipe_points():
+    """The reference itself, at points the recipe text states."""
+    step = PUBLISHED['coco-3x'].lrs(7330)
+    assert step[0] == pytest.approx(1e-4 * 0.001)           # warmup ratio 0.001
+    assert step[250] == pytest.approx(1e-4 * (0.001 + 0.999 * 0.5))
+    assert step[500] == pytest.approx(1e-4)                 # warmup is 500 iterations
+    assert step[27 * 7330 - 1] == pytest.approx(1e-4)
+    assert step[27 * 7330] == pytest.approx(1e-5)           # x0.1 at epoch 27
+    assert step[33 * 7330] == pytest.approx(1e-6)           # and 33
+    assert len(PUBLISHED['coco-6x'].lrs(7330)) == 72 * 7330
+    assert PUBLISHED['coco-6x'].lrs(7330)[63 * 7330] == pytest.approx(1e-5)
+    poly = PUBLISHED['ade20k-160k'].lrs()
+    assert poly[0] == pytest.approx(6e-5 * 1e-6)
+    assert poly[1500] == pytest.approx(6e-5 * (1 - 1500 / 160000))
+    assert poly[80000] == pytest.approx(3e-5)               # power 1, min 0
+    assert poly[-1] == pytest.approx(6e-5 / 160000)
+
+
+def test_mmseg_translation_is_flagged():
+    """mmseg 1.x's own Swin config starts poly after warmup and ends at 0: not [B]'s."""
+    import mmseg
+    path = os.path.join(os.path.dirname(mmseg.__file__), '.mim', 'configs', 'swin',
+                        'swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py')
+    report = check_schedule(Config.fromfile(path), 'ade20k-160k')
+    assert report.max_rel_error > 1e-3
+
+
+def _tool_main():
+    spec = importlib.util.spec_from_file_location(
+        'check_schedule_tool', os.path.join(ROOT, 'tools', 'check_schedule.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def test_tool_command_line():
+    config = os.path.join(CONFIG_DIR, 'cascade_mask_rcnn_swin_t_coco_3x.py')
+    out = subprocess.run([sys.executable, os.path.join('tools', 'check_schedule.py'), config,
+                          '--iters-per-epoch', '600'], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.startswith('OK') and 'max relative error' in out.stdout
+
+
+def test_tool_exit_codes(tmp_path, capsys):
+    main = _tool_main()
+    config = os.path.join(CONFIG_DIR, 'cascade_mask_rcnn_swin_t_coco_3x.py')
+    # mmdet 3.x's Swin warmup (1000 iterations) is not [A]'s 500.
+    mmdet_style = tmp_path / 'warmup_1000.py'
+    mmdet_style.write_text(textwrap.dedent(f"""
+        _base_ = [{config!r}]
+        param_scheduler = [
+            dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),
+            dict(type='MultiStepLR', by_epoch=True, begin=0, end=36, milestones=[27, 33],
+                 gamma=0.1)]
+    """))
+    assert main([str(mmdet_style), '--recipe', 'coco-3x', '--iters-per-epoch', '1200']) == 1
+    assert capsys.readouterr().out.startswith('MISMATCH')
+    with pytest.raises(SystemExit) as unknown:
+        main([str(mmdet_style)])
+    assert unknown.value.code == 2 and 'pass --recipe' in capsys.readouterr().err
+    short = tmp_path / 'twelve_epochs.py'
+    short.write_text(f"_base_ = [{config!r}]\ntrain_cfg = dict(max_epochs=12)\n")
+    assert main([str(short), '--recipe', 'coco-3x', '--iters-per-epoch', '600']) == 1
+    assert 'run length differs' in capsys.readouterr().out
