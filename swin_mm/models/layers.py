@@ -61,13 +61,18 @@ class WindowAttention(nn.Module):
         bw, n, c = windows.shape
         qkv = self.qkv(windows).view(bw, n, 3, self.num_heads, c // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        attn_mask = self.position_bias().unsqueeze(0)
+        attn_mask = self.position_bias().unsqueeze(0)      # broadcasts over windows
         if mask is not None:
-            num_windows = mask.shape[0]
-            attn_mask = (attn_mask + mask.unsqueeze(1)).repeat(bw // num_windows, 1, 1, 1)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask.to(q.dtype),
+            attn_mask = attn_mask + mask.unsqueeze(1)      # (nW, heads, N, N)
+        attn_mask = attn_mask.to(q.dtype)
+        # Per image, so a per-window mask is never copied batch times.
+        step = bw if mask is None else mask.shape[0]
+        outs = [F.scaled_dot_product_attention(
+            q[i:i + step], k[i:i + step], v[i:i + step], attn_mask=attn_mask,
             dropout_p=self.attn_drop_rate if self.training else 0., scale=self.scale)
+            for i in range(0, bw, step)]
+        out = outs[0] if len(outs) == 1 else torch.cat(outs)
+        # SDPA returns (B*nW, heads, N, d) as a transposed view of (B*nW, N, heads, d).
         out = out.transpose(1, 2).reshape(bw, n, c)
         return self.proj_drop(self.proj(out))
 

@@ -3,12 +3,15 @@
 Everything here depends only on the feature-map size, the window and the shift, so
 :class:`WindowGeometry` is built once per input shape and stage and then shared by
 every block of the stage (the peers rebuild the mask in every block on every forward).
+
+Pad, cyclic shift and partition are one permutation of token positions, so they are
+done as one ``index_select`` with a cached index (the peers copy the map three times:
+``F.pad``, ``torch.roll`` and the partition permute, and three more times to undo them).
 """
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 
 # The value the reference implementations put on attention logits between tokens
 # that come from different regions of a shifted window.
@@ -35,6 +38,14 @@ def _region_labels(length: int, window: int, shift: int) -> torch.Tensor:
     return labels
 
 
+def _to_windows(grid: torch.Tensor, window: Tuple[int, int],
+                shift: Tuple[int, int]) -> torch.Tensor:
+    """(Hp, Wp) grid -> (num_windows, h * w): shift cyclically, then cut into windows."""
+    (hp, wp), (wh, ww) = grid.shape, window
+    grid = torch.roll(grid, shifts=(-shift[0], -shift[1]), dims=(0, 1))
+    return grid.view(hp // wh, wh, wp // ww, ww).transpose(1, 2).reshape(-1, wh * ww)
+
+
 def shift_window_mask(padded_hw: Tuple[int, int], window: Tuple[int, int],
                       shift: Tuple[int, int]) -> torch.Tensor:
     """(num_windows, N, N) additive mask: MASKED_LOGIT between tokens of different regions.
@@ -51,43 +62,53 @@ def shift_window_mask(padded_hw: Tuple[int, int], window: Tuple[int, int],
 
 @dataclass(frozen=True)
 class WindowGeometry:
-    """How a (H, W) map is cut into windows for one block kind (shifted or not)."""
+    """How a (H, W) map is cut into windows for one block kind (shifted or not).
+
+    ``gather`` maps each window slot to the source token (padding slots read token 0 and
+    are zeroed afterwards: they are listed in ``padding_slots``); ``scatter`` maps each
+    token back to its window slot, which also crops the padding away.
+    """
     hw: Tuple[int, int]
     window: Tuple[int, int]
     shift: Tuple[int, int]
-    mask: Optional[torch.Tensor]  # (num_windows, N, N) or None without shift
+    mask: Optional[torch.Tensor]           # (num_windows, N, N) or None without shift
+    gather: torch.Tensor                   # (Hp * Wp,) token index per window slot
+    scatter: torch.Tensor                  # (H * W,) window slot per token
+    padding_slots: Optional[torch.Tensor]  # window slots that hold padding, or None
 
     @classmethod
     def build(cls, hw, window, shift, device) -> 'WindowGeometry':
-        padded = tuple(-(-size // win) * win for size, win in zip(hw, window))
-        mask = None
-        if any(shift):
-            mask = shift_window_mask(padded, window, shift).to(device)
-        return cls(tuple(hw), tuple(window), tuple(shift), mask)
-
-    @property
-    def padding(self) -> Tuple[int, int]:
-        return tuple((-size) % win for size, win in zip(self.hw, self.window))
+        (h, w), window, shift = tuple(hw), tuple(window), tuple(shift)
+        padded = tuple(-(-size // win) * win for size, win in zip((h, w), window))
+        rows, cols = torch.meshgrid(torch.arange(padded[0]), torch.arange(padded[1]),
+                                    indexing='ij')
+        real = (rows < h) & (cols < w)
+        source = torch.where(real, rows * w + cols, 0)
+        gather = _to_windows(source, window, shift).flatten()
+        slot_of_position = torch.empty(padded[0] * padded[1], dtype=torch.long)
+        slot_of_position[_to_windows(rows * padded[1] + cols, window, shift).flatten()] = \
+            torch.arange(slot_of_position.numel())
+        scatter = slot_of_position.view(padded)[:h, :w].flatten()
+        # Stable sort puts the padding slots (real == 0) first; unlike nonzero() its
+        # output size is static, so torch.compile traces this without a graph break.
+        num_padding = padded[0] * padded[1] - h * w
+        is_real = _to_windows(real, window, shift).flatten().to(torch.uint8)
+        padding_slots = torch.sort(is_real, stable=True).indices[:num_padding]
+        mask = shift_window_mask(padded, window, shift).to(device) if any(shift) else None
+        return cls((h, w), window, shift, mask, gather.to(device), scatter.to(device),
+                   padding_slots.to(device) if num_padding else None)
 
     def partition(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H, W, C) -> (B * num_windows, h * w, C): pad bottom/right, shift, cut."""
-        (wh, ww), (sh, sw), (pb, pr) = self.window, self.shift, self.padding
-        if pb or pr:
-            x = F.pad(x, (0, 0, 0, pr, 0, pb))
-        if sh or sw:
-            x = torch.roll(x, shifts=(-sh, -sw), dims=(1, 2))
-        b, hp, wp, c = x.shape
-        x = x.view(b, hp // wh, wh, wp // ww, ww, c).transpose(2, 3)
-        return x.reshape(-1, wh * ww, c)
+        b, c = x.shape[0], x.shape[-1]
+        windows = x.reshape(b, -1, c).index_select(1, self.gather)
+        if self.padding_slots is not None:
+            windows.index_fill_(1, self.padding_slots, 0.)  # fresh tensor: safe in place
+        return windows.view(-1, self.window[0] * self.window[1], c)
 
     def merge(self, windows: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`partition`: (B * num_windows, h * w, C) -> (B, H, W, C)."""
-        (h, w), (wh, ww), (sh, sw), (pb, pr) = self.hw, self.window, self.shift, self.padding
-        hp, wp, c = h + pb, w + pr, windows.shape[-1]
-        x = windows.view(-1, hp // wh, wp // ww, wh, ww, c).transpose(2, 3)
-        x = x.reshape(-1, hp, wp, c)
-        if sh or sw:
-            x = torch.roll(x, shifts=(sh, sw), dims=(1, 2))
-        if pb or pr:
-            x = x[:, :h, :w]
-        return x
+        c = windows.shape[-1]
+        num_slots = self.gather.numel()
+        x = windows.reshape(-1, num_slots, c).index_select(1, self.scatter)
+        return x.view(-1, *self.hw, c)

@@ -1,0 +1,41 @@
+"""tools/benchmark.py end to end on a shrunken architecture, and its input checks."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from swin_mm.benchmark.models import parse_size
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_runs_end_to_end_and_writes_the_report(tmp_path):
+    report_path = tmp_path / 'report.json'
+    done = subprocess.run(
+        [sys.executable, str(REPO / 'tools' / 'benchmark.py'), '--arch', 'T',
+         '--depths', '2,1,1,1', '--sizes', '45x61', '--train-size', '32x32',
+         '--repeats', '2', '--warmup', '0', '--threads', '1', '--json', str(report_path)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert '| forward 45x61 b1 | ours |' in done.stdout
+    report = json.loads(report_path.read_text())
+    assert report['matmul_peak_gflops'] > 0
+    assert [case['case'] for case in report['cases']] == ['forward 45x61 b1', 'train 32x32 b2']
+    forward, train = report['cases']
+    assert set(forward['impls']) == {'ours', 'mmdet'}
+    assert set(train['impls']) == {'ours', 'mmdet', 'ours_cp'}
+    for case in report['cases']:
+        assert case['max_abs_diff'] <= 1e-5 and case['gflop'] > 0
+        for stats in case['impls'].values():
+            assert stats['runs'] == 2
+            assert 0 < stats['min_ms'] <= stats['median_ms'] <= stats['max_ms']
+            assert stats['gflops'] > 0 and stats['fraction_of_peak'] > 0
+            assert stats['peak_mib'] >= 0 and stats['method'] == 'VmHWM after clear_refs'
+
+
+@pytest.mark.parametrize('text', ['512', '512x', 'axb', '0x5'])
+def test_bad_size_is_refused_with_the_expected_form(text):
+    with pytest.raises(ValueError, match='512x512|positive'):
+        parse_size(text)
