@@ -18,7 +18,7 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not hold what was expected."""
 
 
-def _safe_globals():
+def mmengine_safe_globals():
     """Harmless classes that mmengine checkpoints carry in their ``meta``/``message_hub``."""
     import numpy as np
     allowed = [np.dtype, np.ndarray, np.core.multiarray._reconstruct]
@@ -60,12 +60,12 @@ def _load(source, unsafe: bool):
     options = dict(map_location='cpu', weights_only=not unsafe)
     if isinstance(source, str):
         try:
-            with torch.serialization.safe_globals(_safe_globals()):
+            with torch.serialization.safe_globals(mmengine_safe_globals()):
                 return torch.load(source, mmap=True, **options)
         except RuntimeError as err:
             if 'mmap' not in str(err):  # only the legacy (pre-zip) format cannot be mapped
                 raise
-    with torch.serialization.safe_globals(_safe_globals()):
+    with torch.serialization.safe_globals(mmengine_safe_globals()):
         return torch.load(source, **options)
 
 

@@ -4,6 +4,7 @@ tools/train.py and tools/test.py share this, so a config written for 8 CUDA GPUs
 SyncBN) also runs unchanged in CPU processes: without CUDA the process group uses gloo
 and SyncBN becomes BN, and every such change is written to the run's log.
 """
+import argparse
 import datetime
 import os
 import os.path as osp
@@ -12,11 +13,30 @@ from typing import List, Optional
 import numpy as np
 import torch
 import torch.distributed as dist
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import RUNNERS, init_default_scope
 from mmengine.runner import Runner
 
-from .checkpoint_io import _safe_globals
+from .checkpoint_io import mmengine_safe_globals
+
+
+def tool_parser(description: str) -> argparse.ArgumentParser:
+    """Arguments shared by tools/train.py and tools/test.py (the config comes first)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go '
+                        '(default: work_dirs/<config name>)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, e.g. train_cfg.max_iters=100')
+    parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def parse_tool_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    args = parser.parse_args(argv)
+    set_local_rank(args.local_rank)
+    return args
 
 
 def load_config(path: str, work_dir: Optional[str] = None, cfg_options: Optional[dict] = None,
@@ -112,7 +132,7 @@ def allow_mmengine_checkpoints() -> None:
     only: the weights-only unpickler still calls nothing outside its allow-list.
     """
     torch.serialization.add_safe_globals(
-        _safe_globals() + [np.core.multiarray.scalar, getattr])
+        mmengine_safe_globals() + [np.core.multiarray.scalar, getattr])
 
 
 def build_runner(cfg: Config, changes: List[str] = ()) -> Runner:

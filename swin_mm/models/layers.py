@@ -4,6 +4,7 @@ Tokens travel between blocks as channels-last maps (B, H, W, C); window attentio
 gets them already partitioned by the stage's :class:`WindowGeometry`.
 """
 import math
+from collections import OrderedDict
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -13,6 +14,8 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmcv.cnn.bricks.drop import DropPath
 
 from .windows import WindowGeometry, relative_position_index
+
+GEOMETRY_CACHE_SIZE = 8
 
 
 def _drop_path(rate: float) -> nn.Module:
@@ -190,18 +193,26 @@ class SwinStage(nn.Module):
                       drop_path_rate=drop_path_rates[i], **block_kwargs)
             for i in range(depth))
         self.downsample = downsample
-        self._geometry_cache = {}
+        self._geometry_cache = OrderedDict()
 
     def geometries(self, hw: Tuple[int, int], device: torch.device):
-        """(plain, shifted) geometries for a map of size hw, cached per size and device."""
+        """(plain, shifted) geometries for a map of size hw.
+
+        Kept for the most recent GEOMETRY_CACHE_SIZE sizes per stage: multi-scale
+        training meets hundreds of sizes, and a large map's shift mask is ~10 MB.
+        """
+        if torch.compiler.is_compiling():  # traced once into the graph instead
+            return self._build_geometries(hw, device)
         key = (hw, device)
-        cached = None if torch.compiler.is_compiling() else self._geometry_cache.get(key)
-        if cached is None:
-            cached = (WindowGeometry.build(hw, self.window, (0, 0), device),
-                      WindowGeometry.build(hw, self.window, self.shift, device))
-            if not torch.compiler.is_compiling():
-                self._geometry_cache[key] = cached
+        cached = self._geometry_cache.pop(key, None) or self._build_geometries(hw, device)
+        self._geometry_cache[key] = cached  # most recently used last
+        while len(self._geometry_cache) > GEOMETRY_CACHE_SIZE:
+            self._geometry_cache.popitem(last=False)
         return cached
+
+    def _build_geometries(self, hw, device):
+        return (WindowGeometry.build(hw, self.window, (0, 0), device),
+                WindowGeometry.build(hw, self.window, self.shift, device))
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Returns (stage output, input of the next stage)."""
