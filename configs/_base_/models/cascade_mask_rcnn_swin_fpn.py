@@ -2,7 +2,7 @@
 # (recipe [A] = SwinTransformer/Swin-Transformer-Object-Detection, translated to mmdet 3.x).
 # The architecture (embed_dims, depths, num_heads, drop_path_rate) and the neck's
 # in_channels are set by each leaf config.
-custom_imports = dict(imports=['swin_mm'], allow_failed_imports=False)
+_base_ = ['./swin_backbone.py']
 
 num_classes = 80
 # Per-stage box-delta normalisation of the three cascade stages.
@@ -18,21 +18,6 @@ model = dict(
         bgr_to_rgb=True,
         pad_mask=True,
         pad_size_divisor=32),
-    backbone=dict(
-        type='SwinBackbone',
-        pretrain_img_size=224,
-        patch_size=4,
-        window_size=7,
-        mlp_ratio=4,
-        out_indices=(0, 1, 2, 3),
-        qkv_bias=True,
-        qk_scale=None,
-        patch_norm=True,
-        drop_rate=0.,
-        attn_drop_rate=0.,
-        use_abs_pos_embed=False,
-        frozen_stages=-1,
-        with_cp=False),  # [A]'s README: set with_cp=True to save memory
     neck=dict(type='FPN', out_channels=256, num_outs=5),
     rpn_head=dict(
         type='RPNHead',

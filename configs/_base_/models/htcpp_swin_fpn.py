@@ -3,7 +3,7 @@
 # silent this follows mmdet's HTC (the full model, with its semantic branch) and
 # czczup/ViT-Adapter's Swin-L HTC++ reconstruction ([V]); each such value says so.
 # The architecture and the neck's in_channels are set by each leaf config.
-custom_imports = dict(imports=['swin_mm'], allow_failed_imports=False)
+_base_ = ['./swin_backbone.py']
 
 num_classes = 80
 cascade_target_stds = [[0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1],
@@ -20,28 +20,16 @@ model = dict(
         pad_seg=True,
         pad_size_divisor=32),
     backbone=dict(
-        type='SwinBackbone',
         # Window 12 with the 384x384 IN-22K checkpoint: the paper does not say; [V] and
         # the authors (microsoft/Swin-Transformer#9: "We use 12 in 384x384 size").
         pretrain_img_size=384,
         window_size=12,
-        patch_size=4,
-        mlp_ratio=4,
-        out_indices=(0, 1, 2, 3),
-        qkv_bias=True,
-        qk_scale=None,
-        patch_norm=True,
-        drop_rate=0.,
-        attn_drop_rate=0.,
         # Paper: "stochastic depth with ratio of 0.2 for all Swin Transformer models";
         # [V] uses 0.3 for Swin-L. Followed the paper.
         drop_path_rate=0.2,
-        use_abs_pos_embed=False,
-        frozen_stages=-1,
         # "an extra global self-attention layer appended at the output of last stage"
         # (its heads = last stage's heads, drop path = drop_path_rate).
-        global_attn=True,
-        with_cp=False),
+        global_attn=True),
     neck=dict(type='FPN', out_channels=256, num_outs=5),
     rpn_head=dict(
         type='RPNHead',

@@ -2,7 +2,7 @@
 # SwinTransformer/Swin-Transformer-Semantic-Segmentation, translated to mmseg 1.x).
 # The architecture (embed_dims, depths, num_heads) and the heads' in_channels are set
 # by each leaf config, because they are what distinguishes T/S/B/L.
-custom_imports = dict(imports=['swin_mm'], allow_failed_imports=False)
+_base_ = ['./swin_backbone.py']
 
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 num_classes = 150
@@ -17,25 +17,9 @@ model = dict(
         seg_pad_val=255,
         size=(512, 512)),  # = crop size; the 640 configs override it
     backbone=dict(
-        type='SwinBackbone',
-        pretrain_img_size=224,
-        patch_size=4,
-        window_size=7,
-        mlp_ratio=4,
-        strides=(4, 2, 2, 2),
-        out_indices=(0, 1, 2, 3),
-        qkv_bias=True,
-        qk_scale=None,
-        patch_norm=True,
-        drop_rate=0.,
-        attn_drop_rate=0.,
         # [B] and mmseg 1.x use 0.3 for every UPerNet-Swin; the paper (A2.3) says 0.2.
         # Followed [B], the official repository whose released models match the README.
-        drop_path_rate=0.3,
-        use_abs_pos_embed=False,
-        act_cfg=dict(type='GELU'),
-        norm_cfg=dict(type='LN', requires_grad=True),
-        with_cp=False),
+        drop_path_rate=0.3),
     decode_head=dict(
         type='UPerHead',
         in_index=[0, 1, 2, 3],
