@@ -39,13 +39,13 @@ def resize_absolute_pos_embed(embed: torch.Tensor, grid) -> torch.Tensor:
     return embed.flatten(2).transpose(1, 2)
 
 
-def fit_to_model(state_dict: Dict[str, torch.Tensor], model) -> Dict[str, torch.Tensor]:
-    """Resize tables/embeddings to `model`'s window and pretrain size.
+def fit_to_model(state_dict: Dict[str, torch.Tensor], model,
+                 own: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Resize tables/embeddings to `model`'s window and pretrain size (`own` is its state dict).
 
     ``relative_position_index`` is derived from the window, not learned, so the model's
     own value always wins (and is never reported missing).
     """
-    own = model.state_dict()
     fitted = dict(state_dict)
     for key, value in own.items():
         if key.endswith('relative_position_index'):
@@ -72,8 +72,8 @@ def load_pretrained(model, path: str, prefix: Optional[str] = None) -> None:
     """Load `path` into `model` non-strictly, logging missing/unexpected keys in one line each."""
     checkpoint = read_checkpoint(path)
     state_dict, layout = to_backbone_state_dict(checkpoint, prefix=prefix)
-    state_dict = fit_to_model(state_dict, model)
     shapes = model.state_dict()
+    state_dict = fit_to_model(state_dict, model, shapes)
     mismatched = [k for k, v in state_dict.items() if k in shapes and v.shape != shapes[k].shape]
     if mismatched:
         k = mismatched[0]

@@ -55,7 +55,7 @@ def shift_window_mask(padded_hw: Tuple[int, int], window: Tuple[int, int],
     """
     (hp, wp), (wh, ww), (sh, sw) = padded_hw, window, shift
     label = (_region_labels(hp, wh, sh)[:, None] * 3 + _region_labels(wp, ww, sw)[None, :])
-    label = label.view(hp // wh, wh, wp // ww, ww).transpose(1, 2).reshape(-1, wh * ww)
+    label = _to_windows(label, window, (0, 0))  # labels are already in shifted coordinates
     differs = label[:, :, None] != label[:, None, :]
     return torch.zeros(differs.shape).masked_fill_(differs, MASKED_LOGIT)
 

@@ -3,22 +3,17 @@
 # silent this follows mmdet's HTC (the full model, with its semantic branch) and
 # czczup/ViT-Adapter's Swin-L HTC++ reconstruction ([V]); each such value says so.
 # The architecture and the neck's in_channels are set by each leaf config.
-_base_ = ['./swin_backbone.py']
+# Built on the Cascade Mask R-CNN base, whose backbone, FPN, RPN and RPN training and
+# test settings are also HTC's; the RoI head and the R-CNN settings are replaced.
+_base_ = ['./cascade_mask_rcnn_swin_fpn.py']
 
-num_classes = 80
+num_classes = 80  # restated: the comprehensions below need it as a Python name
 cascade_target_stds = [[0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1],
                        [0.033, 0.033, 0.067, 0.067]]
 cascade_iou_thrs = [0.5, 0.6, 0.7]
 model = dict(
     type='HybridTaskCascade',
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_mask=True,
-        pad_seg=True,
-        pad_size_divisor=32),
+    data_preprocessor=dict(pad_seg=True),  # the semantic branch's stuff maps
     backbone=dict(
         # Window 12 with the 384x384 IN-22K checkpoint: the paper does not say; [V] and
         # the authors (microsoft/Swin-Transformer#9: "We use 12 in 384x384 size").
@@ -30,20 +25,8 @@ model = dict(
         # "an extra global self-attention layer appended at the output of last stage"
         # (its heads = last stage's heads, drop path = drop_path_rate).
         global_attn=True),
-    neck=dict(type='FPN', out_channels=256, num_outs=5),
-    rpn_head=dict(
-        type='RPNHead',
-        in_channels=256,
-        feat_channels=256,
-        anchor_generator=dict(
-            type='AnchorGenerator', scales=[8], ratios=[0.5, 1.0, 2.0],
-            strides=[4, 8, 16, 32, 64]),
-        bbox_coder=dict(
-            type='DeltaXYWHBBoxCoder', target_means=[.0, .0, .0, .0],
-            target_stds=[1.0, 1.0, 1.0, 1.0]),
-        loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
-        loss_bbox=dict(type='SmoothL1Loss', beta=1.0 / 9.0, loss_weight=1.0)),
     roi_head=dict(
+        _delete_=True,
         type='HybridTaskCascadeRoIHead',
         interleaved=True,
         mask_info_flow=True,
@@ -105,20 +88,8 @@ model = dict(
             num_classes=183,
             loss_seg=dict(type='CrossEntropyLoss', ignore_index=255, loss_weight=0.2))),
     # Training assignment: mmdet's HTC defaults.
+    # R-CNN assignment: mmdet's HTC defaults (low-quality matches allowed, unlike [A]).
     train_cfg=dict(
-        rpn=dict(
-            assigner=dict(
-                type='MaxIoUAssigner', pos_iou_thr=0.7, neg_iou_thr=0.3, min_pos_iou=0.3,
-                ignore_iof_thr=-1),
-            sampler=dict(
-                type='RandomSampler', num=256, pos_fraction=0.5, neg_pos_ub=-1,
-                add_gt_as_proposals=False),
-            allowed_border=0,
-            pos_weight=-1,
-            debug=False),
-        rpn_proposal=dict(
-            nms_pre=2000, max_per_img=2000, nms=dict(type='nms', iou_threshold=0.7),
-            min_bbox_size=0),
         rcnn=[
             dict(
                 assigner=dict(
@@ -135,9 +106,6 @@ model = dict(
     test_cfg=dict(
         # Soft-NMS on the final detections only ("softNMS" in the paper). [V] also uses
         # it in the RPN; the paper does not say, so the RPN keeps HTC's hard NMS.
-        rpn=dict(
-            nms_pre=1000, max_per_img=1000, nms=dict(type='nms', iou_threshold=0.7),
-            min_bbox_size=0),
         rcnn=dict(
             score_thr=0.001,  # HTC's and [V]'s value
             nms=dict(type='soft_nms', iou_threshold=0.5),
