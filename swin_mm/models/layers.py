@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmcv.cnn.bricks.drop import DropPath
 
+from .lean_autograd import gelu_mlp, window_attention
 from .windows import WindowGeometry, relative_position_index
 
 GEOMETRY_CACHE_SIZE = 8
@@ -61,22 +62,11 @@ class WindowAttention(nn.Module):
 
     def forward(self, windows: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
         """windows: (B * nW, N, C); mask: (nW, N, N) or None."""
-        bw, n, c = windows.shape
-        qkv = self.qkv(windows).view(bw, n, 3, self.num_heads, c // self.num_heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         attn_mask = self.position_bias().unsqueeze(0)      # broadcasts over windows
         if mask is not None:
             attn_mask = attn_mask + mask.unsqueeze(1)      # (nW, heads, N, N)
-        attn_mask = attn_mask.to(q.dtype)
-        # Per image, so a per-window mask is never copied batch times.
-        step = bw if mask is None else mask.shape[0]
-        outs = [F.scaled_dot_product_attention(
-            q[i:i + step], k[i:i + step], v[i:i + step], attn_mask=attn_mask,
-            dropout_p=self.attn_drop_rate if self.training else 0., scale=self.scale)
-            for i in range(0, bw, step)]
-        out = outs[0] if len(outs) == 1 else torch.cat(outs)
-        # SDPA returns (B*nW, heads, N, d) as a transposed view of (B*nW, N, heads, d).
-        out = out.transpose(1, 2).reshape(bw, n, c)
+        out = window_attention(self.qkv(windows), attn_mask, self.num_heads, self.scale,
+                               self.attn_drop_rate if self.training else 0.)
         return self.proj_drop(self.proj(out))
 
 
@@ -111,6 +101,10 @@ class SwinFFN(nn.Module):
         self.dropout_layer = _drop_path(drop_path_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (fc1, act, drop_hidden), fc2, drop_out = self.layers[0], self.layers[1], self.layers[2]
+        dropping = self.training and (drop_hidden.p > 0 or drop_out.p > 0)
+        if isinstance(act, nn.GELU) and act.approximate == 'none' and not dropping:
+            return self.dropout_layer(gelu_mlp(x, fc1, fc2))
         return self.dropout_layer(self.layers(x))
 
 
@@ -130,8 +124,9 @@ class SwinBlock(nn.Module):
         self.ffn = SwinFFN(embed_dims, hidden_dims, act_cfg, drop_rate, drop_path_rate)
 
     def forward(self, x: torch.Tensor, geometry: WindowGeometry) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), geometry)
-        return x + self.ffn(self.norm2(x))
+        # In place on each branch's fresh output: no extra (B, H, W, C) buffer per add.
+        x = self.attn(self.norm1(x), geometry).add_(x)
+        return self.ffn(self.norm2(x)).add_(x)
 
 
 class PatchEmbed(nn.Module):

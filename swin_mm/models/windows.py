@@ -100,15 +100,58 @@ class WindowGeometry:
 
     def partition(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H, W, C) -> (B * num_windows, h * w, C): pad bottom/right, shift, cut."""
-        b, c = x.shape[0], x.shape[-1]
-        windows = x.reshape(b, -1, c).index_select(1, self.gather)
-        if self.padding_slots is not None:
-            windows.index_fill_(1, self.padding_slots, 0.)  # fresh tensor: safe in place
-        return windows.view(-1, self.window[0] * self.window[1], c)
+        return _Partition.apply(x, self.gather, self.scatter, self.padding_slots,
+                                self.window[0] * self.window[1])
 
     def merge(self, windows: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`partition`: (B * num_windows, h * w, C) -> (B, H, W, C)."""
-        c = windows.shape[-1]
-        num_slots = self.gather.numel()
-        x = windows.reshape(-1, num_slots, c).index_select(1, self.scatter)
-        return x.view(-1, *self.hw, c)
+        return _Merge.apply(windows, self.gather, self.scatter, self.padding_slots, self.hw)
+
+
+def _gather_windows(x, gather, padding_slots, window_tokens):
+    """Allocated in its final shape: a custom Function must not return a view."""
+    b, c = x.shape[0], x.shape[-1]
+    windows = x.new_empty(b * gather.numel() // window_tokens, window_tokens, c)
+    torch.index_select(x.reshape(b, -1, c), 1, gather, out=windows.view(b, -1, c))
+    if padding_slots is not None:
+        windows.view(b, -1, c).index_fill_(1, padding_slots, 0.)
+    return windows
+
+
+def _scatter_tokens(windows, gather, scatter, hw):
+    c = windows.shape[-1]
+    x = windows.new_empty(windows.numel() // (gather.numel() * c), *hw, c)
+    torch.index_select(windows.reshape(-1, gather.numel(), c), 1, scatter,
+                       out=x.view(x.shape[0], -1, c))
+    return x
+
+
+# Partition and merge are each other's gradient (every real token has exactly one window
+# slot), so backward is one gather instead of autograd's zero-filled index_add.
+class _Partition(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, x, gather, scatter, padding_slots, window_tokens):
+        ctx.save_for_backward(gather, scatter)
+        ctx.hw = tuple(x.shape[1:3])
+        return _gather_windows(x, gather, padding_slots, window_tokens)
+
+    @staticmethod
+    def backward(ctx, grad_windows):
+        gather, scatter = ctx.saved_tensors
+        return _scatter_tokens(grad_windows, gather, scatter, ctx.hw), None, None, None, None
+
+
+class _Merge(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, windows, gather, scatter, padding_slots, hw):
+        ctx.save_for_backward(gather, padding_slots)
+        ctx.window_tokens = windows.shape[1]
+        return _scatter_tokens(windows, gather, scatter, hw)
+
+    @staticmethod
+    def backward(ctx, grad_x):
+        gather, padding_slots = ctx.saved_tensors
+        return (_gather_windows(grad_x, gather, padding_slots, ctx.window_tokens),
+                None, None, None, None)
