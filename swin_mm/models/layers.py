@@ -34,8 +34,8 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside each window, with a learned relative position bias.
 
-    Uses ``scaled_dot_product_attention`` with the bias (and the shift mask, when given)
-    as one additive mask.
+    The bias (and the shift mask, when given) enter as one additive mask; see
+    :func:`lean_autograd.window_attention` for the kernels.
     """
 
     def __init__(self, embed_dims: int, num_heads: int, window: Tuple[int, int],

