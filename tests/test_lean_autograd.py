@@ -9,9 +9,13 @@ from swin_mm.models import lean_autograd
 from swin_mm.models.lean_autograd import _GeluMlp, _WindowAttention
 
 
+@pytest.mark.parametrize('scratch_bytes', [lean_autograd.SCRATCH_BYTES, 1])
 @pytest.mark.parametrize('images_,groups,heads', [(2, 4, 3), (3, 1, 2)])
-def test_window_attention_gradients_are_exact(images_, groups, heads):
-    """groups > 1: one mask per window (shifted blocks); 1: a mask shared by all windows."""
+def test_window_attention_gradients_are_exact(images_, groups, heads, scratch_bytes,
+                                              monkeypatch):
+    """groups > 1: one mask per window (shifted blocks); 1: a mask shared by all windows.
+    A 1-byte scratch budget makes every window its own backward chunk."""
+    monkeypatch.setattr(lean_autograd, 'SCRATCH_BYTES', scratch_bytes)
     gen = torch.Generator().manual_seed(0)
     tokens, dims = 5, 4
     qkv = torch.randn(images_ * max(groups, 3), tokens, 3 * heads * dims, generator=gen,
@@ -22,7 +26,9 @@ def test_window_attention_gradients_are_exact(images_, groups, heads):
         lambda q, m: _WindowAttention.apply(q, m, heads, 0.3), (qkv, mask))
 
 
-def test_gelu_mlp_gradients_are_exact():
+@pytest.mark.parametrize('scratch_bytes', [lean_autograd.SCRATCH_BYTES, 100])
+def test_gelu_mlp_gradients_are_exact(scratch_bytes, monkeypatch):
+    monkeypatch.setattr(lean_autograd, 'SCRATCH_BYTES', scratch_bytes)  # 100: 2-row chunks
     gen = torch.Generator().manual_seed(0)
     shapes = [(7, 3), (12, 3), (12,), (3, 12), (3,)]
     inputs = [torch.randn(s, generator=gen, dtype=torch.float64, requires_grad=True)

@@ -18,6 +18,12 @@ import torch.nn.functional as F
 
 ENABLED = True
 
+# Backward (and the MLP forward) work through chunks of rows or windows whose
+# intermediates fit in a reused scratch buffer of about this many bytes, instead of
+# fresh full-size tensors: that stays in cache and spares the page faults of a new
+# multi-megabyte buffer per op, which on many machines cost more than the math.
+SCRATCH_BYTES = 1 << 22
+
 
 def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
     if torch.is_autocast_enabled(device_type):
@@ -36,78 +42,115 @@ class _WindowAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, qkv, attn_mask, num_heads: int, scale: float):
-        bw, n, c3 = qkv.shape
-        step = bw if attn_mask.shape[0] == 1 else attn_mask.shape[0]
-        q, k, v = qkv.view(bw, n, 3, num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-        out, lses = None, []
-        for i in range(0, bw, step):  # per image: the mask is never copied batch times
-            window_out, window_lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-                q[i:i + step], k[i:i + step], v[i:i + step], 0.0, False,
-                attn_mask=attn_mask, scale=scale)
-            window_out = window_out.transpose(1, 2)                   # (step, N, heads, d)
-            if step == bw:
-                out = window_out
-            else:
-                out = window_out.new_empty(bw, *window_out.shape[1:]) if out is None else out
-                out[i:i + step].copy_(window_out)
-            lses.append(window_lse)
-        ctx.save_for_backward(qkv, attn_mask, torch.cat(lses))
+        out, lses = _attend_per_image(qkv, attn_mask, num_heads,
+                                      lambda q, k, v: _flash(q, k, v, attn_mask, scale))
+        ctx.save_for_backward(qkv, attn_mask, lses[0] if len(lses) == 1 else torch.cat(lses))
         ctx.num_heads, ctx.scale = num_heads, scale
-        return out.reshape(bw, n, c3 // 3)  # a view: the kernel writes tokens-major
+        return out
 
     @staticmethod
     def backward(ctx, grad_out):
         qkv, attn_mask, lse = ctx.saved_tensors
         bw, n, c3 = qkv.shape
         group, heads, scale = attn_mask.shape[0], ctx.num_heads, ctx.scale
-        images, d = bw // group, c3 // 3 // heads
-        tokens_first = (images, group, n, 3, heads, d)
-        # One heads-first copy of q, k, v (3, B, G, heads, N, d) so that every batched
-        # matmul reads contiguous rows; its storage later receives the qkv gradient.
-        heads_first = qkv.view(tokens_first).permute(3, 0, 1, 4, 2, 5).contiguous()
-        q, k, v = (t.view(-1, n, d) for t in heads_first.unbind(0))
-        q.mul_(scale)
-        grad_out = grad_out.view(images, group, n, heads, d).transpose(2, 3).reshape(-1, n, d)
-        probs = torch.bmm(q, k.transpose(1, 2))
-        probs.view(images, group, heads, n, n).add_(attn_mask).sub_(
-            lse.view(images, group, heads, n, 1)).exp_()
-        grads = torch.empty_like(heads_first)
-        grad_q, grad_k, grad_v = (t.view(-1, n, d) for t in grads.unbind(0))
-        torch.bmm(probs.transpose(1, 2), grad_out, out=grad_v)
-        grad_logits = torch.bmm(grad_out, v.transpose(1, 2))
-        torch.ops.aten._softmax_backward_data.out(grad_logits, probs, -1, probs.dtype,
-                                                  grad_input=grad_logits)
-        grad_mask = None
-        if ctx.needs_input_grad[1]:
-            grad_mask = grad_logits.view(images, group, heads, n, n).sum(0)
-        torch.bmm(grad_logits.transpose(1, 2), q, out=grad_k)  # q is already scaled
-        torch.bmm(grad_logits, k, out=grad_q).mul_(scale)
-        grad_qkv = heads_first.view(tokens_first)  # q, k, v are no longer needed
-        grad_qkv.copy_(grads.permute(1, 2, 4, 0, 3, 5))
+        dims = c3 // 3 // heads
+        qkv = qkv.view(bw, n, 3, heads, dims)
+        grad_out = grad_out.view(bw, n, heads, dims)
+        grad_qkv = torch.empty_like(qkv)
+        grad_mask = torch.zeros_like(attn_mask) if ctx.needs_input_grad[1] else None
+        step, chunks = _window_chunks(bw, group, heads * n * (7 * dims + 2 * n) * qkv.element_size())
+        # Scratch reused by every chunk: heads-first q, k, v (so that each batched matmul
+        # reads contiguous rows), the output gradient, probabilities and their gradient.
+        qkv_scratch, grads_scratch = (qkv.new_empty(3, step, heads, n, dims) for _ in range(2))
+        grad_out_scratch = qkv.new_empty(step, heads, n, dims)
+        probs_scratch, grad_probs_scratch = (qkv.new_empty(step, heads, n, n) for _ in range(2))
+        for start, stop, first_window in chunks:
+            m = stop - start
+            q, k, v = qkv_scratch[:, :m].copy_(qkv[start:stop].permute(2, 0, 3, 1, 4)).unbind(0)
+            grad_q, grad_k, grad_v = grads_scratch[:, :m].unbind(0)
+            rows = grad_out_scratch[:m].copy_(grad_out[start:stop].transpose(1, 2))
+            probs, grad_probs = probs_scratch[:m], grad_probs_scratch[:m]
+            mask = attn_mask if group == 1 else attn_mask[first_window:first_window + m]
+            q.mul_(scale)
+            torch.matmul(q, k.transpose(-1, -2), out=probs)
+            probs.add_(mask).sub_(lse[start:stop].unsqueeze(-1)).exp_()
+            torch.matmul(probs.transpose(-1, -2), rows, out=grad_v)
+            torch.matmul(rows, v.transpose(-1, -2), out=grad_probs)
+            torch.ops.aten._softmax_backward_data.out(grad_probs, probs, -1, probs.dtype,
+                                                      grad_input=grad_probs)
+            if grad_mask is not None:
+                if group == 1:
+                    grad_mask[0].add_(grad_probs.sum(0))
+                else:
+                    grad_mask[first_window:first_window + m].add_(grad_probs)
+            torch.matmul(grad_probs.transpose(-1, -2), q, out=grad_k)  # q is already scaled
+            torch.matmul(grad_probs, k, out=grad_q).mul_(scale)
+            grad_qkv[start:stop].copy_(grads_scratch[:, :m].permute(1, 3, 0, 2, 4))
         return grad_qkv.view(bw, n, c3), grad_mask, None, None
+
+
+def _window_chunks(num_windows: int, group: int, bytes_per_window: int):
+    """(rows, [(start, stop, first window index within the mask)]) covering all windows.
+
+    Chunks hold about SCRATCH_BYTES and never straddle two images, so a chunk's slice
+    of a per-window mask is contiguous.
+    """
+    span = num_windows if group == 1 else group
+    step = span if torch.compiler.is_compiling() else max(1, SCRATCH_BYTES // bytes_per_window)
+    step = min(step, span)
+    chunks = [(image + start, image + min(start + step, span), start)
+              for image in range(0, num_windows, span) for start in range(0, span, step)]
+    return step, chunks
+
+
+def _flash(q, k, v, attn_mask, scale):
+    """PyTorch's CPU flash-attention kernel: (output, row log-sum-exp)."""
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        q, k, v, 0.0, False, attn_mask=attn_mask, scale=scale)
+
+
+def _attend_per_image(qkv, attn_mask, num_heads, attend):
+    """Split qkv (B * nW, N, 3C) into heads and run ``attend(q, k, v) -> (out, *extras)``
+    one image at a time (all windows at once when the mask is shared), so a per-window
+    mask is never copied batch times. Returns ((B * nW, N, C), [extras...])."""
+    bw, n, c3 = qkv.shape
+    step = bw if attn_mask.shape[0] == 1 else attn_mask.shape[0]
+    q, k, v = qkv.view(bw, n, 3, num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+    out, extras = None, []
+    for i in range(0, bw, step):
+        window_out, *extra = attend(q[i:i + step], k[i:i + step], v[i:i + step])
+        window_out = window_out.transpose(1, 2)                       # (step, N, heads, d)
+        if step == bw:
+            out = window_out
+        else:
+            out = window_out.new_empty(bw, *window_out.shape[1:]) if out is None else out
+            out[i:i + step].copy_(window_out)
+        extras.extend(extra)
+    return out.reshape(bw, n, c3 // 3), extras  # a view when the kernel wrote tokens-major
 
 
 def window_attention(qkv: torch.Tensor, attn_mask: torch.Tensor, num_heads: int,
                      scale: float, dropout_p: float = 0.) -> torch.Tensor:
     """Window attention on qkv (B * nW, N, 3C) with an additive (G, heads, N, N) mask.
 
-    The lean function serves CPU tensors without attention dropout; everything else
-    (CUDA, whose fused SDPA kernels already handle the mask gradient, and dropout)
-    goes through ``scaled_dot_product_attention`` one image at a time, so a per-window
-    mask is never copied batch times.
+    CPU without attention dropout: the flash kernel, through the lean autograd function
+    when a gradient is needed. Everything else (CUDA, whose fused SDPA kernels already
+    handle the mask gradient, and dropout) goes through ``scaled_dot_product_attention``.
     """
-    bw, n, c3 = qkv.shape
     attn_mask = attn_mask.to(qkv.dtype)
     if ENABLED and qkv.device.type == 'cpu' and dropout_p == 0:
-        return _WindowAttention.apply(qkv, attn_mask, num_heads, scale)
-    q, k, v = qkv.view(bw, n, 3, num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-    step = bw if attn_mask.shape[0] == 1 else attn_mask.shape[0]
-    outs = [F.scaled_dot_product_attention(q[i:i + step], k[i:i + step], v[i:i + step],
-                                           attn_mask=attn_mask, dropout_p=dropout_p,
-                                           scale=scale)
-            for i in range(0, bw, step)]
-    out = outs[0] if len(outs) == 1 else torch.cat(outs)
-    return out.transpose(1, 2).reshape(bw, n, c3 // 3)
+        if torch.is_grad_enabled() and (qkv.requires_grad or attn_mask.requires_grad):
+            return _WindowAttention.apply(qkv, attn_mask, num_heads, scale)
+        return _attend_per_image(qkv, attn_mask, num_heads,
+                                 lambda q, k, v: _flash(q, k, v, attn_mask, scale))[0]
+    return _attend_per_image(qkv, attn_mask, num_heads, lambda q, k, v: (
+        F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p,
+                                       scale=scale),))[0]
+
+
+def _row_chunks(rows: int, width: int, itemsize: int):
+    step = rows if torch.compiler.is_compiling() else max(1, SCRATCH_BYTES // (width * itemsize))
+    return min(step, rows), [(start, min(start + step, rows)) for start in range(0, rows, step)]
 
 
 class _GeluMlp(torch.autograd.Function):
@@ -116,24 +159,39 @@ class _GeluMlp(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight1, bias1, weight2, bias2):
         hidden = F.linear(x, weight1, bias1)
+        out = x.new_empty(x.shape[0], weight2.shape[0])
+        step, chunks = _row_chunks(*hidden.shape, hidden.element_size())
+        scratch = hidden.new_empty(step, hidden.shape[1])
+        for start, stop in chunks:
+            activated = torch._C._nn.gelu(hidden[start:stop], out=scratch[:stop - start])
+            torch.addmm(bias2, activated, weight2.t(), out=out[start:stop])
         ctx.save_for_backward(x, weight1, weight2, hidden)
-        return F.linear(F.gelu(hidden), weight2, bias2)
+        return out
 
     @staticmethod
     def backward(ctx, grad_out):
         x, weight1, weight2, hidden = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        # One (M, 4C) buffer holds gelu(hidden), then its gradient, then the hidden's:
-        # a fresh buffer of that size costs more than the GELU itself on many machines.
-        buffer = F.gelu(hidden)
-        grad_w2 = grad_out.t().mm(buffer) if needs[3] else None
-        torch.mm(grad_out, weight2, out=buffer)
-        grad_hidden = torch.ops.aten.gelu_backward.grad_input(buffer, hidden, grad_input=buffer)
-        return (grad_hidden.mm(weight1) if needs[0] else None,
-                grad_hidden.t().mm(x) if needs[1] else None,
-                grad_hidden.sum(0) if needs[2] else None,
-                grad_w2,
-                grad_out.sum(0) if needs[4] else None)
+        grad_x = torch.empty_like(x) if needs[0] else None
+        grad_w1 = torch.zeros_like(weight1) if needs[1] else None
+        grad_b1 = hidden.new_zeros(hidden.shape[1]) if needs[2] else None
+        grad_w2 = torch.zeros_like(weight2) if needs[3] else None
+        step, chunks = _row_chunks(*hidden.shape, hidden.element_size())
+        scratch = hidden.new_empty(step, hidden.shape[1])
+        for start, stop in chunks:
+            buffer, rows_grad = scratch[:stop - start], grad_out[start:stop]
+            if grad_w2 is not None:
+                grad_w2.addmm_(rows_grad.t(), torch._C._nn.gelu(hidden[start:stop], out=buffer))
+            torch.mm(rows_grad, weight2, out=buffer)
+            torch.ops.aten.gelu_backward.grad_input(buffer, hidden[start:stop],
+                                                    grad_input=buffer)
+            if grad_w1 is not None:
+                grad_w1.addmm_(buffer.t(), x[start:stop])
+            if grad_b1 is not None:
+                grad_b1.add_(buffer.sum(0))
+            if grad_x is not None:
+                torch.mm(buffer, weight1, out=grad_x[start:stop])
+        return grad_x, grad_w1, grad_b1, grad_w2, grad_out.sum(0) if needs[4] else None
 
 
 def _onednn_fusable(x: torch.Tensor, params) -> bool:
@@ -149,6 +207,8 @@ def _onednn_fusable(x: torch.Tensor, params) -> bool:
 
 def gelu_mlp(x: torch.Tensor, fc1: torch.nn.Linear, fc2: torch.nn.Linear) -> torch.Tensor:
     """fc2(gelu(fc1(x))) for x of shape (..., C); recomputes the GELU in backward."""
+    if not ENABLED:
+        return fc2(F.gelu(fc1(x)))
     params = (fc1.weight, fc1.bias, fc2.weight, fc2.bias)
     rows = x.reshape(-1, x.shape[-1])
     cast = _autocast_dtype(x.device.type)

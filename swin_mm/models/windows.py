@@ -100,12 +100,18 @@ class WindowGeometry:
 
     def partition(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H, W, C) -> (B * num_windows, h * w, C): pad bottom/right, shift, cut."""
-        return _Partition.apply(x, self.gather, self.scatter, self.padding_slots,
-                                self.window[0] * self.window[1])
+        window_tokens = self.window[0] * self.window[1]
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _Partition.apply(x, self.gather, self.scatter, self.padding_slots,
+                                    window_tokens)
+        return _gather_windows(x, self.gather, self.padding_slots, window_tokens)
 
     def merge(self, windows: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`partition`: (B * num_windows, h * w, C) -> (B, H, W, C)."""
-        return _Merge.apply(windows, self.gather, self.scatter, self.padding_slots, self.hw)
+        if torch.is_grad_enabled() and windows.requires_grad:
+            return _Merge.apply(windows, self.gather, self.scatter, self.padding_slots,
+                                self.hw)
+        return _scatter_tokens(windows, self.gather, self.scatter, self.hw)
 
 
 def _gather_windows(x, gather, padding_slots, window_tokens):
