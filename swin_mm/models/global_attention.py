@@ -28,7 +28,8 @@ class GlobalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, c = x.shape
-        qkv = self.qkv(x.reshape(b, h * w, c)).view(b, h * w, 3, self.num_heads, -1)
+        qkv = self.qkv(x.reshape(b, h * w, c))
+        qkv = qkv.view(b, h * w, 3, self.num_heads, c // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         out = F.scaled_dot_product_attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(b, h, w, c))

@@ -58,7 +58,8 @@ class _WindowAttention(torch.autograd.Function):
         grad_out = grad_out.view(bw, n, heads, dims)
         grad_qkv = torch.empty_like(qkv)
         grad_mask = torch.zeros_like(attn_mask) if ctx.needs_input_grad[1] else None
-        step, chunks = _window_chunks(bw, group, heads * n * (7 * dims + 2 * n) * qkv.element_size())
+        bytes_per_window = heads * n * (7 * dims + 2 * n) * qkv.element_size()
+        step, chunks = _window_chunks(bw, group, bytes_per_window)
         # Scratch reused by every chunk: heads-first q, k, v (so that each batched matmul
         # reads contiguous rows), the output gradient, probabilities and their gradient.
         qkv_scratch, grads_scratch = (qkv.new_empty(3, step, heads, n, dims) for _ in range(2))
@@ -95,9 +96,9 @@ def _window_chunks(num_windows: int, group: int, bytes_per_window: int):
     Chunks hold about SCRATCH_BYTES and never straddle two images, so a chunk's slice
     of a per-window mask is contiguous.
     """
-    span = num_windows if group == 1 else group
-    step = span if torch.compiler.is_compiling() else max(1, SCRATCH_BYTES // bytes_per_window)
-    step = min(step, span)
+    span = max(1, num_windows if group == 1 else group)
+    step = span if torch.compiler.is_compiling() else SCRATCH_BYTES // bytes_per_window
+    step = max(1, min(step, span))
     chunks = [(image + start, image + min(start + step, span), start)
               for image in range(0, num_windows, span) for start in range(0, span, step)]
     return step, chunks
@@ -115,7 +116,8 @@ def _attend_per_image(qkv, attn_mask, num_heads, attend):
     mask is never copied batch times. Returns ((B * nW, N, C), [extras...])."""
     bw, n, c3 = qkv.shape
     step = bw if attn_mask.shape[0] == 1 else attn_mask.shape[0]
-    q, k, v = qkv.view(bw, n, 3, num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+    heads_split = qkv.view(bw, n, 3, num_heads, c3 // 3 // num_heads)
+    q, k, v = heads_split.permute(2, 0, 3, 1, 4).unbind(0)
     out, extras = None, []
     for i in range(0, bw, step):
         window_out, *extra = attend(q[i:i + step], k[i:i + step], v[i:i + step])
@@ -148,9 +150,14 @@ def window_attention(qkv: torch.Tensor, attn_mask: torch.Tensor, num_heads: int,
                                        scale=scale),))[0]
 
 
-def _row_chunks(rows: int, width: int, itemsize: int):
-    step = rows if torch.compiler.is_compiling() else max(1, SCRATCH_BYTES // (width * itemsize))
-    return min(step, rows), [(start, min(start + step, rows)) for start in range(0, rows, step)]
+def _row_chunks(hidden: torch.Tensor):
+    """Row chunks of the (M, 4C) hidden layer; one chunk on GPUs (launches are the cost
+    there) and under torch.compile (which fuses by itself)."""
+    rows, width = hidden.shape
+    whole = torch.compiler.is_compiling() or hidden.device.type != 'cpu'
+    step = rows if whole else SCRATCH_BYTES // (width * hidden.element_size())
+    step = max(1, min(step, rows))
+    return step, [(start, min(start + step, rows)) for start in range(0, rows, step)]
 
 
 class _GeluMlp(torch.autograd.Function):
@@ -160,7 +167,7 @@ class _GeluMlp(torch.autograd.Function):
     def forward(ctx, x, weight1, bias1, weight2, bias2):
         hidden = F.linear(x, weight1, bias1)
         out = x.new_empty(x.shape[0], weight2.shape[0])
-        step, chunks = _row_chunks(*hidden.shape, hidden.element_size())
+        step, chunks = _row_chunks(hidden)
         scratch = hidden.new_empty(step, hidden.shape[1])
         for start, stop in chunks:
             activated = torch._C._nn.gelu(hidden[start:stop], out=scratch[:stop - start])
@@ -176,7 +183,7 @@ class _GeluMlp(torch.autograd.Function):
         grad_w1 = torch.zeros_like(weight1) if needs[1] else None
         grad_b1 = hidden.new_zeros(hidden.shape[1]) if needs[2] else None
         grad_w2 = torch.zeros_like(weight2) if needs[3] else None
-        step, chunks = _row_chunks(*hidden.shape, hidden.element_size())
+        step, chunks = _row_chunks(hidden)
         scratch = hidden.new_empty(step, hidden.shape[1])
         for start, stop in chunks:
             buffer, rows_grad = scratch[:stop - start], grad_out[start:stop]
@@ -210,7 +217,7 @@ def gelu_mlp(x: torch.Tensor, fc1: torch.nn.Linear, fc2: torch.nn.Linear) -> tor
     if not ENABLED:
         return fc2(F.gelu(fc1(x)))
     params = (fc1.weight, fc1.bias, fc2.weight, fc2.bias)
-    rows = x.reshape(-1, x.shape[-1])
+    rows = x.flatten(0, -2)
     cast = _autocast_dtype(x.device.type)
     if cast is None and _onednn_fusable(x, params):
         hidden = torch.ops.mkldnn._linear_pointwise(rows, fc1.weight, fc1.bias, 'gelu', [],

@@ -116,19 +116,20 @@ class WindowGeometry:
 
 def _gather_windows(x, gather, padding_slots, window_tokens):
     """Allocated in its final shape: a custom Function must not return a view."""
-    b, c = x.shape[0], x.shape[-1]
-    windows = x.new_empty(b * gather.numel() // window_tokens, window_tokens, c)
-    torch.index_select(x.reshape(b, -1, c), 1, gather, out=windows.view(b, -1, c))
+    b, c, slots = x.shape[0], x.shape[-1], gather.numel()
+    windows = x.new_empty(b * slots // window_tokens, window_tokens, c)
+    by_slot = windows.view(b, slots, c)
+    torch.index_select(x.flatten(1, -2), 1, gather, out=by_slot)
     if padding_slots is not None:
-        windows.view(b, -1, c).index_fill_(1, padding_slots, 0.)
+        by_slot.index_fill_(1, padding_slots, 0.)
     return windows
 
 
 def _scatter_tokens(windows, gather, scatter, hw):
-    c = windows.shape[-1]
-    x = windows.new_empty(windows.numel() // (gather.numel() * c), *hw, c)
-    torch.index_select(windows.reshape(-1, gather.numel(), c), 1, scatter,
-                       out=x.view(x.shape[0], -1, c))
+    c, slots = windows.shape[-1], gather.numel()
+    b = windows.shape[0] * windows.shape[1] // slots
+    x = windows.new_empty(b, *hw, c)
+    torch.index_select(windows.view(b, slots, c), 1, scatter, out=x.view(b, hw[0] * hw[1], c))
     return x
 
 
