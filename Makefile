@@ -14,10 +14,10 @@ test: setup
 # Synthetic ADE20K-layout data -> UPerNet + SwinBackbone trained by tools/dist_train.sh on
 # 2 processes (gloo without CUDA) -> mIoU (mmseg IoUMetric), curves.png, predictions.png
 # in work_dirs/demo/ (recreated on every run).
-# Swin-T vs mmdet 3.3's SwinTransformer: speed, memory, GFLOP/s (table + benchmark.json).
+# Swin-T vs mmdet 3.3's and timm's Swin: speed, memory, GFLOP/s (table + benchmark.json).
 benchmark: setup
 	$(PYTHON) tools/benchmark.py --arch T --sizes 224x224 227x301 512x512 800x1344 \
-		--train-size 512x512 --json benchmark.json
+		--train-size 512x512 --with-timm --json benchmark.json
 
 demo: setup
 	rm -rf work_dirs/demo

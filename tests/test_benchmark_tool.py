@@ -15,17 +15,25 @@ def test_benchmark_runs_end_to_end_and_writes_the_report(tmp_path):
     report_path = tmp_path / 'report.json'
     done = subprocess.run(
         [sys.executable, str(REPO / 'tools' / 'benchmark.py'), '--arch', 'T',
-         '--depths', '2,1,1,1', '--sizes', '45x61', '--train-size', '32x32',
-         '--repeats', '2', '--warmup', '0', '--threads', '1', '--json', str(report_path)],
+         '--depths', '2,1,1,1', '--sizes', '45x61', '224x224', '--train-size', '32x32',
+         '--repeats', '2', '--warmup', '0', '--threads', '1', '--with-timm',
+         '--json', str(report_path)],
         capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert '| forward 45x61 b1 | ours |' in done.stdout
     report = json.loads(report_path.read_text())
     assert report['matmul_peak_gflops'] > 0
-    assert [case['case'] for case in report['cases']] == ['forward 45x61 b1', 'train 32x32 b2']
-    forward, train = report['cases']
-    assert set(forward['impls']) == {'ours', 'mmdet'}
+    assert [case['case'] for case in report['cases']] == [
+        'forward 45x61 b1', 'forward 224x224 b1', 'train 32x32 b2']
+    odd, square, train = report['cases']
+    # timm takes sides divisible by its patch size, with every stage at least one window.
+    assert set(odd['impls']) == {'ours', 'mmdet'}
+    assert 'divisible by 4 and at least 224' in odd['unsupported']['timm']
+    assert '| forward 45x61 b1 | timm | unsupported: ' in done.stdout
+    assert set(square['impls']) == {'ours', 'mmdet', 'timm'}
+    assert square['impls']['timm']['max_abs_diff'] >= 0
     assert set(train['impls']) == {'ours', 'mmdet', 'ours_cp'}
+    assert 'got 32x32' in train['unsupported']['timm']
     for case in report['cases']:
         assert case['max_abs_diff'] <= 1e-5 and case['gflop'] > 0
         for stats in case['impls'].values():

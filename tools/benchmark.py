@@ -1,7 +1,7 @@
-"""Speed and memory of SwinBackbone against mmdet's SwinTransformer, same weights.
+"""Speed and memory of SwinBackbone against mmdet's (and optionally timm's) Swin, same weights.
 
     .venv/bin/python tools/benchmark.py --arch T --sizes 224x224 227x301 512x512 800x1344 \
-        --train-size 512x512 --json benchmark.json
+        --train-size 512x512 --json benchmark.json [--with-timm]
 
 For each forward size (eval, no_grad, batch 1) and for the training step (forward +
 backward, batch 2, drop_path 0; ours also with ``with_cp=True``) it checks that the outputs
@@ -9,6 +9,9 @@ agree, times the implementations A/B-interleaved after warm-up (median and quart
 reports peer/ours ratios, the achieved GFLOP/s as a fraction of this machine's float32
 matmul peak (measured in the same run), and the peak memory of each step measured in
 a fresh process per model (see swin_mm/benchmark/memory.py for the method).
+The max abs diff column is ours against mmdet, and for timm's row timm against ours
+(timm computes a different function at some sizes: see swin_mm/benchmark/models.py);
+a peer that cannot take an input size gets an "unsupported" row with its reason.
 """
 import argparse
 import json
@@ -27,6 +30,22 @@ from swin_mm.benchmark.steps import forward_step, training_step  # noqa: E402
 from swin_mm.benchmark.timing import interleaved  # noqa: E402
 
 
+def _runnable(factories, images):
+    """Build each model and try the input: ({impl: model}, {peer: why it cannot})."""
+    runnable, unsupported = {}, {}
+    for impl, factory in factories.items():
+        try:
+            model = factory()
+            with torch.no_grad():
+                _in_eval(model)(images[:1])
+            runnable[impl] = model
+        except Exception as error:  # noqa: BLE001  (a peer's own size restrictions)
+            if impl.startswith('ours'):
+                raise
+            unsupported[impl] = ' '.join(str(error).strip().splitlines()[:2])
+    return runnable, unsupported
+
+
 def _max_difference(model_a, model_b, images) -> float:
     with torch.no_grad():
         outs_a, outs_b = model_a.eval()(images), _in_eval(model_b)(images)
@@ -38,16 +57,22 @@ def _in_eval(model):
     return model
 
 
-def _case(name, steps, args, memory_probes):
-    """Time `steps` (dict impl -> step), count FLOPs once, probe memory per impl."""
+def _case(name, factories, make_step, images, args, probe):
+    """Time every model that takes `images`, count FLOPs once, probe memory per
+    implementation, and record each peer's difference to ours."""
+    models, unsupported = _runnable(factories, images)
+    steps = {impl: make_step(model, images) for impl, model in models.items()}
     flops = count_flops(steps['ours'])
     timing = interleaved(steps, args.repeats, args.warmup)
-    result = dict(case=name, gflop=flops / 1e9, impls={})
+    result = dict(case=name, gflop=flops / 1e9, impls={}, unsupported=unsupported)
     for impl, stats in timing.items():
         result['impls'][impl] = dict(stats, gflops=flops / (stats['median_ms'] / 1e3) / 1e9)
-    if not args.no_memory:
-        for impl, probe in memory_probes.items():
-            result['impls'][impl].update(probe())
+        if not args.no_memory:
+            result['impls'][impl].update(probe(impl))
+    result['max_abs_diff'] = _max_difference(models['ours'], models['mmdet'], images)
+    if 'timm' in models:
+        result['impls']['timm']['max_abs_diff'] = _max_difference(models['ours'],
+                                                                  models['timm'], images)
     return result
 
 
@@ -56,34 +81,35 @@ def run(args) -> dict:
         torch.set_num_threads(args.threads)
     kwargs = arch_kwargs(args.arch, args.depths)
     peak_before = matmul_peak_gflops()
-    models = {'ours': build('ours', kwargs), 'mmdet': build('mmdet', kwargs)}
-    ours_cp = build('ours', kwargs, with_cp=True)
+    shared = {'ours': build('ours', kwargs), 'mmdet': build('mmdet', kwargs)}
     report = dict(arch=args.arch, arch_kwargs={k: list(v) if isinstance(v, tuple) else v
                                                for k, v in kwargs.items()},
                   torch=torch.__version__, threads=torch.get_num_threads(),
                   machine=platform.processor() or platform.machine(),
                   cases=[])
 
-    def probe(impl, size, batch, mode, with_cp=False):
-        return lambda: measure_in_subprocess(impl, args.arch, args.depths, size, batch, mode,
-                                             with_cp, args.threads)
+    def models_for(size, with_cp=False):
+        factories = {impl: (lambda model=model: model) for impl, model in shared.items()}
+        if args.with_timm:  # timm builds a model for one input size
+            factories['timm'] = lambda: build('timm', kwargs, img_size=size)
+        if with_cp:
+            factories['ours_cp'] = lambda: build('ours', kwargs, with_cp=True)
+        return factories
+
+    def prober(size, batch, mode):
+        def probe(impl):
+            return measure_in_subprocess(impl.replace('_cp', ''), args.arch, args.depths, size,
+                                         batch, mode, impl.endswith('_cp'), args.threads)
+        return probe
 
     for size in args.sizes:
-        images = torch.randn(1, 3, *size)
-        case = _case(f'forward {size[0]}x{size[1]} b1',
-                     {impl: forward_step(model, images) for impl, model in models.items()},
-                     args, {impl: probe(impl, size, 1, 'forward') for impl in models})
-        case['max_abs_diff'] = _max_difference(models['ours'], models['mmdet'], images)
-        report['cases'].append(case)
-    images = torch.randn(args.train_batch, 3, *args.train_size)
-    steps = {impl: training_step(model, images) for impl, model in models.items()}
-    steps['ours_cp'] = training_step(ours_cp, images)
-    name = f'train {args.train_size[0]}x{args.train_size[1]} b{args.train_batch}'
-    probes = {impl: probe(impl, args.train_size, args.train_batch, 'train') for impl in models}
-    probes['ours_cp'] = probe('ours', args.train_size, args.train_batch, 'train', with_cp=True)
-    case = _case(name, steps, args, probes)
-    case['max_abs_diff'] = _max_difference(models['ours'], models['mmdet'], images)
-    report['cases'].append(case)
+        report['cases'].append(_case(
+            f'forward {size[0]}x{size[1]} b1', models_for(size), forward_step,
+            torch.randn(1, 3, *size), args, prober(size, 1, 'forward')))
+    size, batch = args.train_size, args.train_batch
+    report['cases'].append(_case(
+        f'train {size[0]}x{size[1]} b{batch}', models_for(size, with_cp=True), training_step,
+        torch.randn(batch, 3, *size), args, prober(size, batch, 'train')))
     # Background load changes during a run: the best of two measurements is the peak.
     report['matmul_peak_gflops'] = max(peak_before, matmul_peak_gflops())
     for case in report['cases']:
@@ -112,7 +138,10 @@ def format_table(report: dict) -> str:
                 f"| {stats['gflops']:.0f} ({100 * stats['fraction_of_peak']:.0f}%) "
                 f"| {'-' if memory is None else f'{memory:.0f}'} "
                 f"| {'-' if relative is None else f'{relative:.2f}'} "
-                f"| {case['max_abs_diff']:.1e} |")
+                f"| {stats.get('max_abs_diff', case['max_abs_diff']):.1e} |")
+        for impl, reason in case.get('unsupported', {}).items():
+            lines.append(f"| {case['case']} | {impl} | unsupported: {reason} "
+                         '| - | - | - | - | - |')
     return '\n'.join(lines)
 
 
@@ -130,6 +159,8 @@ def parse_args(argv=None):
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--threads', type=int, default=0, help='0: torch default')
     parser.add_argument('--no-memory', action='store_true', help='skip the memory probes')
+    parser.add_argument('--with-timm', action='store_true',
+                        help="also time timm's SwinTransformer (built per input size)")
     parser.add_argument('--json', help='write the full report here')
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0 or args.train_batch < 1:

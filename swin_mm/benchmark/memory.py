@@ -93,7 +93,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = build(args.impl, arch_kwargs(args.arch, args.depths), with_cp=args.with_cp)
+    model = build(args.impl, arch_kwargs(args.arch, args.depths), with_cp=args.with_cp,
+                  img_size=args.size)
     images = torch.randn(args.batch, 3, *args.size)
     make_step = forward_step if args.mode == 'forward' else training_step
     print(json.dumps(peak_step_memory_mib(make_step(model, images))))
