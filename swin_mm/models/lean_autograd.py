@@ -55,7 +55,7 @@ class _WindowAttention(torch.autograd.Function):
         group, heads, scale = attn_mask.shape[0], ctx.num_heads, ctx.scale
         dims = c3 // 3 // heads
         qkv = qkv.view(bw, n, 3, heads, dims)
-        grad_out = grad_out.view(bw, n, heads, dims)
+        grad_out = grad_out.reshape(bw, n, heads, dims)
         grad_qkv = torch.empty_like(qkv)
         grad_mask = torch.zeros_like(attn_mask) if ctx.needs_input_grad[1] else None
         bytes_per_window = heads * n * (7 * dims + 2 * n) * qkv.element_size()
