@@ -17,13 +17,16 @@ def test_window_attention_gradients_are_exact(images_, groups, heads, scratch_by
     A 1-byte scratch budget makes every window its own backward chunk."""
     monkeypatch.setattr(lean_autograd, 'SCRATCH_BYTES', scratch_bytes)
     gen = torch.Generator().manual_seed(0)
-    tokens, dims = 5, 4
-    qkv = torch.randn(images_ * max(groups, 3), tokens, 3 * heads * dims, generator=gen,
-                      dtype=torch.float64, requires_grad=True)
-    mask = torch.randn(groups, heads, tokens, tokens, generator=gen, dtype=torch.float64,
-                       requires_grad=True)
+    tokens, channels = 5, 4 * heads
+
+    def rand(*shape):
+        return torch.randn(shape, generator=gen, dtype=torch.float64, requires_grad=True)
+
+    windows = rand(images_ * max(groups, 3), tokens, channels)
+    inputs = (windows, rand(3 * channels, channels), rand(3 * channels),
+              rand(groups, heads, tokens, tokens))
     assert torch.autograd.gradcheck(
-        lambda q, m: _WindowAttention.apply(q, m, heads, 0.3), (qkv, mask))
+        lambda *args: _WindowAttention.apply(*args, heads, 0.3), inputs)
 
 
 @pytest.mark.parametrize('scratch_bytes', [lean_autograd.SCRATCH_BYTES, 100])

@@ -65,7 +65,7 @@ class WindowAttention(nn.Module):
         attn_mask = self.position_bias().unsqueeze(0)      # broadcasts over windows
         if mask is not None:
             attn_mask = attn_mask + mask.unsqueeze(1)      # (nW, heads, N, N)
-        out = window_attention(self.qkv(windows), attn_mask, self.num_heads, self.scale,
+        out = window_attention(windows, self.qkv, attn_mask, self.num_heads, self.scale,
                                self.attn_drop_rate if self.training else 0.)
         return self.proj_drop(self.proj(out))
 

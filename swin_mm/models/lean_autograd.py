@@ -32,40 +32,49 @@ def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
 
 
 class _WindowAttention(torch.autograd.Function):
-    """softmax(q k^T * scale + attn_mask) v for windows grouped by image.
+    """softmax(q k^T * scale + attn_mask) v with qkv = linear(windows), windows grouped
+    by image.
 
-    qkv: (B * nW, N, 3C) straight from the qkv linear; attn_mask: (G, heads, N, N) with
-    G = nW (one mask per window of an image) or 1 (shared by every window).
-    Returns (B * nW, N, C). Forward runs the flash kernel and saves qkv and the row
-    log-sum-exp; backward recomputes the probabilities window chunk by window chunk in
-    reused scratch and returns the gradients of qkv and of the merged mask.
+    windows: (B * nW, N, C); attn_mask: (G, heads, N, N) with G = nW (one mask per
+    window of an image) or 1 (shared by every window). Returns (B * nW, N, C).
+    Forward runs the flash kernel and saves windows, qkv and the row log-sum-exp.
+    Backward recomputes the probabilities window chunk by window chunk in reused
+    scratch and folds the qkv linear's backward into the same chunks, so neither the
+    probabilities nor the (B * nW, N, 3C) qkv gradient is ever allocated in full.
     """
 
     @staticmethod
-    def forward(ctx, qkv, attn_mask, num_heads: int, scale: float):
+    def forward(ctx, windows, weight, bias, attn_mask, num_heads: int, scale: float):
+        qkv = F.linear(windows, weight, bias)
         out, lses = _attend_per_image(qkv, attn_mask, num_heads,
                                       lambda q, k, v: _flash(q, k, v, attn_mask, scale))
-        ctx.save_for_backward(qkv, attn_mask, lses[0] if len(lses) == 1 else torch.cat(lses))
+        lse = lses[0] if len(lses) == 1 else torch.cat(lses)
+        ctx.save_for_backward(windows, weight, qkv, attn_mask, lse)
         ctx.num_heads, ctx.scale = num_heads, scale
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        qkv, attn_mask, lse = ctx.saved_tensors
+        windows, weight, qkv, attn_mask, lse = ctx.saved_tensors
+        needs = ctx.needs_input_grad
         bw, n, c3 = qkv.shape
         group, heads, scale = attn_mask.shape[0], ctx.num_heads, ctx.scale
-        dims = c3 // 3 // heads
+        dims, channels = c3 // 3 // heads, windows.shape[-1]
         qkv = qkv.view(bw, n, 3, heads, dims)
         grad_out = grad_out.reshape(bw, n, heads, dims)
-        grad_qkv = torch.empty_like(qkv)
-        grad_mask = torch.zeros_like(attn_mask) if ctx.needs_input_grad[1] else None
-        bytes_per_window = heads * n * (7 * dims + 2 * n) * qkv.element_size()
+        grad_windows = torch.empty_like(windows) if needs[0] else None
+        grad_weight = torch.zeros_like(weight) if needs[1] else None
+        grad_bias = qkv.new_zeros(c3) if needs[2] else None
+        grad_mask = torch.zeros_like(attn_mask) if needs[3] else None
+        bytes_per_window = heads * n * (10 * dims + 2 * n) * qkv.element_size()
         step, chunks = _window_chunks(bw, group, bytes_per_window)
         # Scratch reused by every chunk: heads-first q, k, v (so that each batched matmul
-        # reads contiguous rows), the output gradient, probabilities and their gradient.
+        # reads contiguous rows) and their gradients, the output gradient, probabilities
+        # and their gradient, and the qkv gradient back in token order for the linear.
         qkv_scratch, grads_scratch = (qkv.new_empty(3, step, heads, n, dims) for _ in range(2))
         grad_out_scratch = qkv.new_empty(step, heads, n, dims)
         probs_scratch, grad_probs_scratch = (qkv.new_empty(step, heads, n, n) for _ in range(2))
+        grad_qkv_scratch = qkv.new_empty(step, n, 3, heads, dims)
         for start, stop, first_window in chunks:
             m = stop - start
             q, k, v = qkv_scratch[:, :m].copy_(qkv[start:stop].permute(2, 0, 3, 1, 4)).unbind(0)
@@ -87,8 +96,15 @@ class _WindowAttention(torch.autograd.Function):
                     grad_mask[first_window:first_window + m].add_(grad_probs)
             torch.matmul(grad_probs.transpose(-1, -2), q, out=grad_k)  # q is already scaled
             torch.matmul(grad_probs, k, out=grad_q).mul_(scale)
-            grad_qkv[start:stop].copy_(grads_scratch[:, :m].permute(1, 3, 0, 2, 4))
-        return grad_qkv.view(bw, n, c3), grad_mask, None, None
+            grad_qkv = grad_qkv_scratch[:m].copy_(grads_scratch[:, :m].permute(1, 3, 0, 2, 4))
+            grad_qkv = grad_qkv.view(m * n, c3)
+            if grad_weight is not None:
+                grad_weight.addmm_(grad_qkv.t(), windows[start:stop].reshape(m * n, channels))
+            if grad_bias is not None:
+                grad_bias.add_(grad_qkv.sum(0))
+            if grad_windows is not None:
+                torch.mm(grad_qkv, weight, out=grad_windows[start:stop].view(m * n, channels))
+        return grad_windows, grad_weight, grad_bias, grad_mask, None, None
 
 
 def _window_chunks(num_windows: int, group: int, bytes_per_window: int):
@@ -132,21 +148,31 @@ def _attend_per_image(qkv, attn_mask, num_heads, attend):
     return out.reshape(bw, n, c3 // 3), extras  # a view when the kernel wrote tokens-major
 
 
-def window_attention(qkv: torch.Tensor, attn_mask: torch.Tensor, num_heads: int,
-                     scale: float, dropout_p: float = 0.) -> torch.Tensor:
-    """Window attention on qkv (B * nW, N, 3C) with an additive (G, heads, N, N) mask.
+def window_attention(windows: torch.Tensor, qkv: torch.nn.Linear, attn_mask: torch.Tensor,
+                     num_heads: int, scale: float, dropout_p: float = 0.) -> torch.Tensor:
+    """Window attention on windows (B * nW, N, C) through the `qkv` linear, with an
+    additive (G, heads, N, N) mask.
 
     CPU without attention dropout: the flash kernel, through the lean autograd function
     when a gradient is needed. Everything else (CUDA, whose fused SDPA kernels already
     handle the mask gradient, and dropout) goes through ``scaled_dot_product_attention``.
     """
-    attn_mask = attn_mask.to(qkv.dtype)
-    if ENABLED and qkv.device.type == 'cpu' and dropout_p == 0:
-        if torch.is_grad_enabled() and (qkv.requires_grad or attn_mask.requires_grad):
-            return _WindowAttention.apply(qkv, attn_mask, num_heads, scale)
-        return _attend_per_image(qkv, attn_mask, num_heads,
+    params = (qkv.weight, qkv.bias)
+    needs_grad = torch.is_grad_enabled() and (windows.requires_grad or attn_mask.requires_grad
+                                              or any(p is not None and p.requires_grad
+                                                     for p in params))
+    if ENABLED and windows.device.type == 'cpu' and dropout_p == 0 and needs_grad:
+        cast = _autocast_dtype('cpu') or windows.dtype
+        windows, attn_mask = windows.to(cast), attn_mask.to(cast)
+        weight, bias = (None if p is None else p.to(cast) for p in params)
+        with torch.autocast('cpu', enabled=False):
+            return _WindowAttention.apply(windows, weight, bias, attn_mask, num_heads, scale)
+    qkv_rows = qkv(windows)
+    attn_mask = attn_mask.to(qkv_rows.dtype)
+    if ENABLED and windows.device.type == 'cpu' and dropout_p == 0:
+        return _attend_per_image(qkv_rows, attn_mask, num_heads,
                                  lambda q, k, v: _flash(q, k, v, attn_mask, scale))[0]
-    return _attend_per_image(qkv, attn_mask, num_heads, lambda q, k, v: (
+    return _attend_per_image(qkv_rows, attn_mask, num_heads, lambda q, k, v: (
         F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p,
                                        scale=scale),))[0]
 
