@@ -113,7 +113,9 @@ def test_official_det_release_converts_backbone_and_keeps_the_rest(images):
     """Swin-Det / Swin-Seg: official names under backbone., norm0..3, no attn_mask."""
     source = timm_swin(SMALL, IMG_SIZE)
     official = official_from_timm(source)
-    norms = {f'norm{i}.{p}': torch.randn(32 * 2 ** i) for i in range(4) for p in ('weight', 'bias')}
+    gen = torch.Generator().manual_seed(0)  # weights near 1, as trained norms are
+    norms = {f'norm{i}.{p}': (p == 'weight') + 0.02 * torch.randn(32 * 2 ** i, generator=gen)
+             for i in range(4) for p in ('weight', 'bias')}
     backbone = {k: v for k, v in official.items()
                 if not k.startswith(('head.', 'norm.')) and 'attn_mask' not in k}
     state = {'backbone.' + k: v for k, v in {**backbone, **norms}.items()}

@@ -79,6 +79,7 @@ def _case(name, factories, make_step, images, args, probe):
 def run(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
+    torch.manual_seed(0)  # the same input images in every run
     kwargs = arch_kwargs(args.arch, args.depths)
     peak_before = matmul_peak_gflops()
     shared = {'ours': build('ours', kwargs), 'mmdet': build('mmdet', kwargs)}
