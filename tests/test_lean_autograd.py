@@ -48,12 +48,11 @@ def _train_outputs_and_grads(model, x):
     return [o.detach() for o in outs], x.grad, params
 
 
-def test_stock_ops_fallback_matches_mmdet(images, monkeypatch):
-    """With the lean functions off, the stock-op path (used on CUDA) is also exact."""
-    monkeypatch.setattr(lean_autograd, 'ENABLED', False)
-    peer = randomize_(mmdet_swin(**SMALL))
-    ours = twin_of(peer, **SMALL)
-    x = images(2, 61, 83)
+def _assert_trains_like_mmdet(kwargs, size, images):
+    """Same weights and input: outputs, input and parameter gradients match mmdet's."""
+    peer = randomize_(mmdet_swin(**kwargs))
+    ours = twin_of(peer, **kwargs)
+    x = images(2, *size)
     peer_outs, peer_grad, peer_params = _train_outputs_and_grads(peer, x)
     our_outs, our_grad, our_params = _train_outputs_and_grads(ours, x)
     assert max_abs_diff(our_outs, peer_outs) <= 1e-5
@@ -62,17 +61,16 @@ def test_stock_ops_fallback_matches_mmdet(images, monkeypatch):
         assert_same_gradient(grad, peer_params[name])
 
 
+def test_stock_ops_fallback_matches_mmdet(images, monkeypatch):
+    """With the lean functions off, the stock-op path (used on CUDA) is also exact."""
+    monkeypatch.setattr(lean_autograd, 'ENABLED', False)
+    _assert_trains_like_mmdet(SMALL, (61, 83), images)
+
+
 def test_dropout_paths_match_mmdet(images):
     """Active dropout leaves the lean functions for the stock ops; rate 1 makes it
     deterministic (every attention probability and MLP activation dropped)."""
-    kwargs = dict(SMALL, attn_drop_rate=1.0, drop_rate=1.0)
-    peer = randomize_(mmdet_swin(**kwargs))
-    ours = twin_of(peer, **kwargs)
-    x = images(2, 45, 61)
-    peer_outs, peer_grad, _ = _train_outputs_and_grads(peer, x)
-    our_outs, our_grad, _ = _train_outputs_and_grads(ours, x)
-    assert max_abs_diff(our_outs, peer_outs) <= 1e-5
-    assert_same_gradient(our_grad, peer_grad)
+    _assert_trains_like_mmdet(dict(SMALL, attn_drop_rate=1.0, drop_rate=1.0), (45, 61), images)
 
 
 def test_backward_twice_with_retained_graph_gives_the_same_gradients(images):

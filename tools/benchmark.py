@@ -31,24 +31,26 @@ from swin_mm.benchmark.timing import interleaved  # noqa: E402
 
 
 def _runnable(factories, images):
-    """Build each model and try the input: ({impl: model}, {peer: why it cannot})."""
-    runnable, unsupported = {}, {}
+    """Build each model and run it once in eval on `images`.
+
+    Returns ({impl: model}, {impl: outputs}, {peer: why it cannot take the input}); the
+    outputs serve the agreement check, so no model runs this forward twice.
+    """
+    models, outputs, unsupported = {}, {}, {}
     for impl, factory in factories.items():
         try:
             model = factory()
             with torch.no_grad():
-                _in_eval(model)(images[:1])
-            runnable[impl] = model
+                outputs[impl] = _in_eval(model)(images)
+            models[impl] = model
         except Exception as error:  # noqa: BLE001  (a peer's own size restrictions)
             if impl.startswith('ours'):
                 raise
             unsupported[impl] = ' '.join(str(error).strip().splitlines()[:2])
-    return runnable, unsupported
+    return models, outputs, unsupported
 
 
-def _max_difference(model_a, model_b, images) -> float:
-    with torch.no_grad():
-        outs_a, outs_b = model_a.eval()(images), _in_eval(model_b)(images)
+def _max_difference(outs_a, outs_b) -> float:
     return max(float((a - b).abs().max()) for a, b in zip(outs_a, outs_b))
 
 
@@ -60,7 +62,7 @@ def _in_eval(model):
 def _case(name, factories, make_step, images, args, probe):
     """Time every model that takes `images`, count FLOPs once, probe memory per
     implementation, and record each peer's difference to ours."""
-    models, unsupported = _runnable(factories, images)
+    models, outputs, unsupported = _runnable(factories, images)
     steps = {impl: make_step(model, images) for impl, model in models.items()}
     flops = count_flops(steps['ours'])
     timing = interleaved(steps, args.repeats, args.warmup)
@@ -69,10 +71,10 @@ def _case(name, factories, make_step, images, args, probe):
         result['impls'][impl] = dict(stats, gflops=flops / (stats['median_ms'] / 1e3) / 1e9)
         if not args.no_memory:
             result['impls'][impl].update(probe(impl))
-    result['max_abs_diff'] = _max_difference(models['ours'], models['mmdet'], images)
-    if 'timm' in models:
-        result['impls']['timm']['max_abs_diff'] = _max_difference(models['ours'],
-                                                                  models['timm'], images)
+    result['max_abs_diff'] = _max_difference(outputs['ours'], outputs['mmdet'])
+    if 'timm' in outputs:
+        result['impls']['timm']['max_abs_diff'] = _max_difference(outputs['ours'],
+                                                                  outputs['timm'])
     return result
 
 

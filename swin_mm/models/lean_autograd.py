@@ -11,8 +11,6 @@ Without autograd, the MLP runs oneDNN's fused linear+GELU on CPU.
 
 Set ``ENABLED = False`` to run the stock PyTorch ops instead (debugging, comparisons).
 """
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 
@@ -25,10 +23,29 @@ ENABLED = True
 SCRATCH_BYTES = 1 << 22
 
 
-def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
-    if torch.is_autocast_enabled(device_type):
-        return torch.get_autocast_dtype(device_type)
-    return None
+def needs_grad(*tensors) -> bool:
+    """Whether autograd will record an op on these tensors (None entries ignored)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _apply_as_autocast_would(function, *args):
+    """Run a custom autograd function under autocast, which does not see inside it: cast
+    its floating-point tensors to the autocast dtype first, then run it with autocast
+    off so every op inside agrees on that dtype."""
+    device = next(a for a in args if isinstance(a, torch.Tensor)).device.type
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+        args = tuple(a.to(dtype) if isinstance(a, torch.Tensor) and a.is_floating_point()
+                     else a for a in args)
+    with torch.autocast(device, enabled=False):
+        return function.apply(*args)
+
+
+def _chunk_length(count: int, bytes_per_item: int, whole: bool = False) -> int:
+    """Items per chunk so that a chunk's scratch holds about SCRATCH_BYTES; all of them
+    at once under torch.compile (which fuses by itself) or when `whole`."""
+    step = count if whole or torch.compiler.is_compiling() else SCRATCH_BYTES // bytes_per_item
+    return max(1, min(step, count))
 
 
 class _WindowAttention(torch.autograd.Function):
@@ -114,8 +131,7 @@ def _window_chunks(num_windows: int, group: int, bytes_per_window: int):
     of a per-window mask is contiguous.
     """
     span = max(1, num_windows if group == 1 else group)
-    step = span if torch.compiler.is_compiling() else SCRATCH_BYTES // bytes_per_window
-    step = max(1, min(step, span))
+    step = _chunk_length(span, bytes_per_window)
     chunks = [(image + start, image + min(start + step, span), start)
               for image in range(0, num_windows, span) for start in range(0, span, step)]
     return step, chunks
@@ -157,19 +173,13 @@ def window_attention(windows: torch.Tensor, qkv: torch.nn.Linear, attn_mask: tor
     when a gradient is needed. Everything else (CUDA, whose fused SDPA kernels already
     handle the mask gradient, and dropout) goes through ``scaled_dot_product_attention``.
     """
-    params = (qkv.weight, qkv.bias)
-    needs_grad = torch.is_grad_enabled() and (windows.requires_grad or attn_mask.requires_grad
-                                              or any(p is not None and p.requires_grad
-                                                     for p in params))
-    if ENABLED and windows.device.type == 'cpu' and dropout_p == 0 and needs_grad:
-        cast = _autocast_dtype('cpu') or windows.dtype
-        windows, attn_mask = windows.to(cast), attn_mask.to(cast)
-        weight, bias = (None if p is None else p.to(cast) for p in params)
-        with torch.autocast('cpu', enabled=False):
-            return _WindowAttention.apply(windows, weight, bias, attn_mask, num_heads, scale)
+    lean = ENABLED and windows.device.type == 'cpu' and dropout_p == 0
+    if lean and needs_grad(windows, attn_mask, qkv.weight, qkv.bias):
+        return _apply_as_autocast_would(_WindowAttention, windows, qkv.weight, qkv.bias,
+                                        attn_mask.to(windows.dtype), num_heads, scale)
     qkv_rows = qkv(windows)
     attn_mask = attn_mask.to(qkv_rows.dtype)
-    if ENABLED and windows.device.type == 'cpu' and dropout_p == 0:
+    if lean:
         return _attend_per_image(qkv_rows, attn_mask, num_heads,
                                  lambda q, k, v: _flash(q, k, v, attn_mask, scale))[0]
     return _attend_per_image(qkv_rows, attn_mask, num_heads, lambda q, k, v: (
@@ -181,9 +191,7 @@ def _row_chunks(hidden: torch.Tensor):
     """Row chunks of the (M, 4C) hidden layer; one chunk on GPUs (launches are the cost
     there) and under torch.compile (which fuses by itself)."""
     rows, width = hidden.shape
-    whole = torch.compiler.is_compiling() or hidden.device.type != 'cpu'
-    step = rows if whole else SCRATCH_BYTES // (width * hidden.element_size())
-    step = max(1, min(step, rows))
+    step = _chunk_length(rows, width * hidden.element_size(), whole=hidden.device.type != 'cpu')
     return step, [(start, min(start + step, rows)) for start in range(0, rows, step)]
 
 
@@ -232,9 +240,7 @@ def _onednn_fusable(x: torch.Tensor, params) -> bool:
     """oneDNN's fused linear+GELU applies: CPU float32 inference outside torch.compile
     (which fuses by itself). It saves the (M, 4C) GELU pass and buffer (3x faster MLP
     at stage 1); its results equalled linear-then-GELU bit for bit in our tests."""
-    needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad
-                                                                    for p in params))
-    return (ENABLED and not needs_grad and x.device.type == 'cpu'
+    return (ENABLED and not needs_grad(x, *params) and x.device.type == 'cpu'
             and x.dtype == torch.float32 and all(p.dtype == torch.float32 for p in params)
             and torch.backends.mkldnn.is_available() and not torch.compiler.is_compiling())
 
@@ -245,14 +251,10 @@ def gelu_mlp(x: torch.Tensor, fc1: torch.nn.Linear, fc2: torch.nn.Linear) -> tor
         return fc2(F.gelu(fc1(x)))
     params = (fc1.weight, fc1.bias, fc2.weight, fc2.bias)
     rows = x.flatten(0, -2)
-    cast = _autocast_dtype(x.device.type)
-    if cast is None and _onednn_fusable(x, params):
+    if not torch.is_autocast_enabled(x.device.type) and _onednn_fusable(x, params):
         hidden = torch.ops.mkldnn._linear_pointwise(rows, fc1.weight, fc1.bias, 'gelu', [],
                                                     'none')
         out = F.linear(hidden, fc2.weight, fc2.bias)
     else:
-        if cast is not None:  # cast as autocast would, then run the function without it
-            rows, params = rows.to(cast), tuple(p.to(cast) for p in params)
-        with torch.autocast(x.device.type, enabled=False):
-            out = _GeluMlp.apply(rows, *params)
+        out = _apply_as_autocast_would(_GeluMlp, rows, *params)
     return out.view(*x.shape[:-1], out.shape[-1])

@@ -13,6 +13,8 @@ from typing import Optional, Tuple
 
 import torch
 
+from .lean_autograd import needs_grad
+
 # The value the reference implementations put on attention logits between tokens
 # that come from different regions of a shifted window.
 MASKED_LOGIT = -100.0
@@ -101,17 +103,17 @@ class WindowGeometry:
     def partition(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H, W, C) -> (B * num_windows, h * w, C): pad bottom/right, shift, cut."""
         window_tokens = self.window[0] * self.window[1]
-        if torch.is_grad_enabled() and x.requires_grad:
+        if needs_grad(x):
             return _Partition.apply(x, self.gather, self.scatter, self.padding_slots,
                                     window_tokens)
         return _gather_windows(x, self.gather, self.padding_slots, window_tokens)
 
     def merge(self, windows: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`partition`: (B * num_windows, h * w, C) -> (B, H, W, C)."""
-        if torch.is_grad_enabled() and windows.requires_grad:
+        if needs_grad(windows):
             return _Merge.apply(windows, self.gather, self.scatter, self.padding_slots,
                                 self.hw)
-        return _scatter_tokens(windows, self.gather, self.scatter, self.hw)
+        return _scatter_tokens(windows, self.scatter, self.gather.numel(), self.hw)
 
 
 def _gather_windows(x, gather, padding_slots, window_tokens):
@@ -125,8 +127,8 @@ def _gather_windows(x, gather, padding_slots, window_tokens):
     return windows
 
 
-def _scatter_tokens(windows, gather, scatter, hw):
-    c, slots = windows.shape[-1], gather.numel()
+def _scatter_tokens(windows, scatter, slots, hw):
+    c = windows.shape[-1]
     b = windows.shape[0] * windows.shape[1] // slots
     x = windows.new_empty(b, *hw, c)
     torch.index_select(windows.view(b, slots, c), 1, scatter, out=x.view(b, hw[0] * hw[1], c))
@@ -139,14 +141,15 @@ class _Partition(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, gather, scatter, padding_slots, window_tokens):
-        ctx.save_for_backward(gather, scatter)
-        ctx.hw = tuple(x.shape[1:3])
+        ctx.save_for_backward(scatter)
+        ctx.hw, ctx.slots = tuple(x.shape[1:3]), gather.numel()
         return _gather_windows(x, gather, padding_slots, window_tokens)
 
     @staticmethod
     def backward(ctx, grad_windows):
-        gather, scatter = ctx.saved_tensors
-        return _scatter_tokens(grad_windows, gather, scatter, ctx.hw), None, None, None, None
+        scatter, = ctx.saved_tensors
+        return (_scatter_tokens(grad_windows, scatter, ctx.slots, ctx.hw),
+                None, None, None, None)
 
 
 class _Merge(torch.autograd.Function):
@@ -155,7 +158,7 @@ class _Merge(torch.autograd.Function):
     def forward(ctx, windows, gather, scatter, padding_slots, hw):
         ctx.save_for_backward(gather, padding_slots)
         ctx.window_tokens = windows.shape[1]
-        return _scatter_tokens(windows, gather, scatter, hw)
+        return _scatter_tokens(windows, scatter, gather.numel(), hw)
 
     @staticmethod
     def backward(ctx, grad_x):
