@@ -5,6 +5,7 @@ SyncBN) also runs unchanged in CPU processes: without CUDA the process group use
 and SyncBN becomes BN, and every such change is written to the run's log.
 """
 import argparse
+import contextlib
 import datetime
 import os
 import os.path as osp
@@ -120,6 +121,20 @@ def init_cpu_process_group(cfg: Config) -> None:
                          f'got {cfg.launcher}')
     timeout = cfg.env_cfg.dist_cfg.get('timeout', 1800)
     dist.init_process_group(backend='gloo', timeout=datetime.timedelta(seconds=timeout))
+
+
+@contextlib.contextmanager
+def process_group_released():
+    """Destroy the default process group when a tool's work ends (or fails).
+
+    A gloo group left to interpreter teardown can abort a finished run with "terminate
+    called without an active exception" (seen in the 2-process detection test).
+    """
+    try:
+        yield
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def allow_mmengine_checkpoints() -> None:

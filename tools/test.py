@@ -6,7 +6,7 @@
 (multi-scale + flip for the ADE20K configs).
 """
 from swin_mm.runner_setup import (build_runner, fit_to_machine, load_config, parse_tool_args,
-                                  tool_parser, use_tta)
+                                  process_group_released, tool_parser, use_tta)
 
 
 def main(argv=None):
@@ -19,7 +19,8 @@ def main(argv=None):
     if args.tta:
         use_tta(cfg)
     changes = fit_to_machine(cfg)
-    build_runner(cfg, changes).test()
+    with process_group_released():
+        build_runner(cfg, changes).test()
 
 
 if __name__ == '__main__':

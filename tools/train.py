@@ -5,7 +5,7 @@
 Without CUDA, distributed runs use gloo and CPU processes (see swin_mm.runner_setup).
 """
 from swin_mm.runner_setup import (build_runner, fit_to_machine, load_config, parse_tool_args,
-                                  tool_parser)
+                                  process_group_released, tool_parser)
 
 
 def main(argv=None):
@@ -20,7 +20,8 @@ def main(argv=None):
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     changes = fit_to_machine(cfg)
-    build_runner(cfg, changes).train()
+    with process_group_released():
+        build_runner(cfg, changes).train()
 
 
 if __name__ == '__main__':
