@@ -84,7 +84,7 @@ def test_backward_twice_with_retained_graph_gives_the_same_gradients(images):
 
 
 def test_inference_path_matches_mmdet(images):
-    """no_grad runs oneDNN's fused linear+GELU and no autograd functions."""
+    """no_grad runs the functions' forward only, outside autograd."""
     peer = randomize_(mmdet_swin(**SMALL))
     ours = twin_of(peer, **SMALL).eval()
     peer.eval()

@@ -7,7 +7,8 @@ needs a gradient), and both the MLP's hidden state and its GELU. The functions h
 keep only qkv, the softmax row log-sum-exp and the MLP's hidden state; probabilities
 and GELU are recomputed in backward, which costs one small batched matmul and one
 elementwise pass per block; at Swin-T 2x512x512 autograd keeps 0.74x of mmdet's bytes.
-Without autograd, the MLP runs oneDNN's fused linear+GELU on CPU.
+(oneDNN's fused linear+GELU was tried for inference and dropped: with it, 3 of 16
+2-process gloo runs aborted at exit, "terminate called without an active exception".)
 
 Set ``ENABLED = False`` to run the stock PyTorch ops instead (debugging, comparisons).
 """
@@ -236,25 +237,10 @@ class _GeluMlp(torch.autograd.Function):
         return grad_x, grad_w1, grad_b1, grad_w2, grad_out.sum(0) if needs[4] else None
 
 
-def _onednn_fusable(x: torch.Tensor, params) -> bool:
-    """oneDNN's fused linear+GELU applies: CPU float32 inference outside torch.compile
-    (which fuses by itself). It saves the (M, 4C) GELU pass and buffer (3x faster MLP
-    at stage 1); its results equalled linear-then-GELU bit for bit in our tests."""
-    return (ENABLED and not needs_grad(x, *params) and x.device.type == 'cpu'
-            and x.dtype == torch.float32 and all(p.dtype == torch.float32 for p in params)
-            and torch.backends.mkldnn.is_available() and not torch.compiler.is_compiling())
-
-
 def gelu_mlp(x: torch.Tensor, fc1: torch.nn.Linear, fc2: torch.nn.Linear) -> torch.Tensor:
     """fc2(gelu(fc1(x))) for x of shape (..., C); recomputes the GELU in backward."""
-    if not ENABLED:
-        return fc2(F.gelu(fc1(x)))
-    params = (fc1.weight, fc1.bias, fc2.weight, fc2.bias)
-    rows = x.flatten(0, -2)
-    if not torch.is_autocast_enabled(x.device.type) and _onednn_fusable(x, params):
-        hidden = torch.ops.mkldnn._linear_pointwise(rows, fc1.weight, fc1.bias, 'gelu', [],
-                                                    'none')
-        out = F.linear(hidden, fc2.weight, fc2.bias)
-    else:
-        out = _apply_as_autocast_would(_GeluMlp, rows, *params)
+    if not ENABLED or not needs_grad(x, fc1.weight, fc1.bias, fc2.weight, fc2.bias):
+        return fc2(F.gelu(fc1(x)))  # nothing to save for backward: stock ops are fastest
+    out = _apply_as_autocast_would(_GeluMlp, x.flatten(0, -2), fc1.weight, fc1.bias,
+                                   fc2.weight, fc2.bias)
     return out.view(*x.shape[:-1], out.shape[-1])
