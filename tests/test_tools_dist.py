@@ -102,6 +102,35 @@ def test_detection_trains_and_evaluates_with_coco_metric(tmp_path):
     assert (tmp_path / 'work/epoch_1.pth').exists()
 
 
+_RELEASE_PROBE = """
+import os, sys, torch, torch.distributed as dist
+from swin_mm.runner_setup import process_group_released
+threads = lambda: len(os.listdir('/proc/self/task'))
+torch.set_num_threads(1)
+before = threads()
+with process_group_released():
+    dist.init_process_group('gloo', init_method='file://' + sys.argv[1], rank=0, world_size=1)
+    runner = dict(model=torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(2, 2)))
+    runner['self'] = runner  # a finished Runner sits in cycles like this one
+    dist.all_reduce(torch.ones(1))
+    during = threads()
+    del runner
+print(before, during, threads())
+"""
+
+
+def test_process_group_release_joins_the_gloo_threads(tmp_path):
+    """Gloo threads still alive at interpreter teardown abort a finished run ("terminate
+    called without an active exception"), so the tools must free the group before exit
+    even while a reference cycle holds the DDP model."""
+    out = subprocess.run([sys.executable, '-c', _RELEASE_PROBE, str(tmp_path / 'store')],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    before, during, after = map(int, out.stdout.split())
+    assert during > before, 'the probe should have started gloo threads'
+    assert after == before, f'{during - after} of {during - before} gloo threads left running'
+
+
 def test_cpu_adaptation_of_a_recipe_config():
     cfg = load_config(str(REPO / 'configs/cascade_mask_rcnn_swin_t_coco_3x.py'),
                       launcher='pytorch')
