@@ -29,11 +29,13 @@ def test_window_attention_gradients_are_exact(images_, groups, heads, scratch_by
         lambda *args: _WindowAttention.apply(*args, heads, 0.3), inputs)
 
 
+@pytest.mark.parametrize('leading', [(7,), (2, 4)])
 @pytest.mark.parametrize('scratch_bytes', [lean_autograd.SCRATCH_BYTES, 100])
-def test_gelu_mlp_gradients_are_exact(scratch_bytes, monkeypatch):
-    monkeypatch.setattr(lean_autograd, 'SCRATCH_BYTES', scratch_bytes)  # 100: 2-row chunks
+def test_gelu_mlp_gradients_are_exact(scratch_bytes, leading, monkeypatch):
+    """Rows (7, C) and a map (2, 4, C); a 100-byte scratch makes 2-row chunks."""
+    monkeypatch.setattr(lean_autograd, 'SCRATCH_BYTES', scratch_bytes)
     gen = torch.Generator().manual_seed(0)
-    shapes = [(7, 3), (12, 3), (12,), (3, 12), (3,)]
+    shapes = [(*leading, 3), (12, 3), (12,), (3, 12), (3,)]
     inputs = [torch.randn(s, generator=gen, dtype=torch.float64, requires_grad=True)
               for s in shapes]
     assert torch.autograd.gradcheck(_GeluMlp.apply, inputs)

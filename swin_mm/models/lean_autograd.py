@@ -7,8 +7,6 @@ needs a gradient), and both the MLP's hidden state and its GELU. The functions h
 keep only qkv, the softmax row log-sum-exp and the MLP's hidden state; probabilities
 and GELU are recomputed in backward, which costs one small batched matmul and one
 elementwise pass per block; at Swin-T 2x512x512 autograd keeps 0.74x of mmdet's bytes.
-(oneDNN's fused linear+GELU was tried for inference and dropped: with it, 3 of 16
-2-process gloo runs aborted at exit, "terminate called without an active exception".)
 
 Set ``ENABLED = False`` to run the stock PyTorch ops instead (debugging, comparisons).
 """
@@ -81,7 +79,7 @@ class _WindowAttention(torch.autograd.Function):
         qkv = qkv.view(bw, n, 3, heads, dims)
         grad_out = grad_out.reshape(bw, n, heads, dims)
         grad_windows = torch.empty_like(windows) if needs[0] else None
-        grad_weight = torch.zeros_like(weight) if needs[1] else None
+        grad_weight = torch.empty_like(weight) if needs[1] else None
         grad_bias = qkv.new_zeros(c3) if needs[2] else None
         grad_mask = torch.zeros_like(attn_mask) if needs[3] else None
         bytes_per_window = heads * n * (10 * dims + 2 * n) * qkv.element_size()
@@ -93,7 +91,7 @@ class _WindowAttention(torch.autograd.Function):
         grad_out_scratch = qkv.new_empty(step, heads, n, dims)
         probs_scratch, grad_probs_scratch = (qkv.new_empty(step, heads, n, n) for _ in range(2))
         grad_qkv_scratch = qkv.new_empty(step, n, 3, heads, dims)
-        for start, stop, first_window in chunks:
+        for index, (start, stop, first_window) in enumerate(chunks):
             m = stop - start
             q, k, v = qkv_scratch[:, :m].copy_(qkv[start:stop].permute(2, 0, 3, 1, 4)).unbind(0)
             grad_q, grad_k, grad_v = grads_scratch[:, :m].unbind(0)
@@ -117,12 +115,22 @@ class _WindowAttention(torch.autograd.Function):
             grad_qkv = grad_qkv_scratch[:m].copy_(grads_scratch[:, :m].permute(1, 3, 0, 2, 4))
             grad_qkv = grad_qkv.view(m * n, c3)
             if grad_weight is not None:
-                grad_weight.addmm_(grad_qkv.t(), windows[start:stop].reshape(m * n, channels))
+                _add_product(grad_weight, grad_qkv.t(),
+                             windows[start:stop].reshape(m * n, channels), index == 0)
             if grad_bias is not None:
                 grad_bias.add_(grad_qkv.sum(0))
             if grad_windows is not None:
                 torch.mm(grad_qkv, weight, out=grad_windows[start:stop].view(m * n, channels))
         return grad_windows, grad_weight, grad_bias, grad_mask, None, None
+
+
+def _add_product(total, a, b, first: bool) -> None:
+    """total (+)= a @ b over chunks: the first chunk writes, so a weight gradient needs
+    no zero-filled buffer (a whole extra pass over fresh memory)."""
+    if first:
+        torch.mm(a, b, out=total)
+    else:
+        total.addmm_(a, b)
 
 
 def _window_chunks(num_windows: int, group: int, bytes_per_window: int):
@@ -197,43 +205,53 @@ def _row_chunks(hidden: torch.Tensor):
 
 
 class _GeluMlp(torch.autograd.Function):
-    """fc2(gelu(fc1(x))) on (M, C) rows, keeping x and fc1's output for backward."""
+    """fc2(gelu(fc1(x))) on x of shape (..., C), keeping x and fc1's output for backward.
+
+    Takes and returns the caller's shape: a view of a custom function's output turns
+    the block's in-place residual add into a CopySlices, whose backward clones and
+    zero-fills the whole map.
+    """
 
     @staticmethod
     def forward(ctx, x, weight1, bias1, weight2, bias2):
+        result = x.new_empty(*x.shape[:-1], weight2.shape[0])
+        x, out = x.reshape(-1, x.shape[-1]), result.view(-1, weight2.shape[0])
         hidden = F.linear(x, weight1, bias1)
-        out = x.new_empty(x.shape[0], weight2.shape[0])
         step, chunks = _row_chunks(hidden)
         scratch = hidden.new_empty(step, hidden.shape[1])
         for start, stop in chunks:
             activated = torch._C._nn.gelu(hidden[start:stop], out=scratch[:stop - start])
             torch.addmm(bias2, activated, weight2.t(), out=out[start:stop])
         ctx.save_for_backward(x, weight1, weight2, hidden)
-        return out
+        ctx.input_shape = result.shape[:-1] + x.shape[-1:]
+        return result
 
     @staticmethod
     def backward(ctx, grad_out):
         x, weight1, weight2, hidden = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        grad_x = torch.empty_like(x) if needs[0] else None
-        grad_w1 = torch.zeros_like(weight1) if needs[1] else None
+        grad_out = grad_out.reshape(-1, grad_out.shape[-1])
+        grad_x = x.new_empty(ctx.input_shape) if needs[0] else None
+        grad_x_rows = None if grad_x is None else grad_x.view(x.shape)
+        grad_w1 = torch.empty_like(weight1) if needs[1] else None
         grad_b1 = hidden.new_zeros(hidden.shape[1]) if needs[2] else None
-        grad_w2 = torch.zeros_like(weight2) if needs[3] else None
+        grad_w2 = torch.empty_like(weight2) if needs[3] else None
         step, chunks = _row_chunks(hidden)
         scratch = hidden.new_empty(step, hidden.shape[1])
         for start, stop in chunks:
             buffer, rows_grad = scratch[:stop - start], grad_out[start:stop]
             if grad_w2 is not None:
-                grad_w2.addmm_(rows_grad.t(), torch._C._nn.gelu(hidden[start:stop], out=buffer))
+                _add_product(grad_w2, rows_grad.t(),
+                             torch._C._nn.gelu(hidden[start:stop], out=buffer), start == 0)
             torch.mm(rows_grad, weight2, out=buffer)
             torch.ops.aten.gelu_backward.grad_input(buffer, hidden[start:stop],
                                                     grad_input=buffer)
             if grad_w1 is not None:
-                grad_w1.addmm_(buffer.t(), x[start:stop])
+                _add_product(grad_w1, buffer.t(), x[start:stop], start == 0)
             if grad_b1 is not None:
                 grad_b1.add_(buffer.sum(0))
             if grad_x is not None:
-                torch.mm(buffer, weight1, out=grad_x[start:stop])
+                torch.mm(buffer, weight1, out=grad_x_rows[start:stop])
         return grad_x, grad_w1, grad_b1, grad_w2, grad_out.sum(0) if needs[4] else None
 
 
@@ -241,6 +259,4 @@ def gelu_mlp(x: torch.Tensor, fc1: torch.nn.Linear, fc2: torch.nn.Linear) -> tor
     """fc2(gelu(fc1(x))) for x of shape (..., C); recomputes the GELU in backward."""
     if not ENABLED or not needs_grad(x, fc1.weight, fc1.bias, fc2.weight, fc2.bias):
         return fc2(F.gelu(fc1(x)))  # nothing to save for backward: stock ops are fastest
-    out = _apply_as_autocast_would(_GeluMlp, x.flatten(0, -2), fc1.weight, fc1.bias,
-                                   fc2.weight, fc2.bias)
-    return out.view(*x.shape[:-1], out.shape[-1])
+    return _apply_as_autocast_would(_GeluMlp, x, fc1.weight, fc1.bias, fc2.weight, fc2.bias)
