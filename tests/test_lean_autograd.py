@@ -85,8 +85,10 @@ def test_backward_twice_with_retained_graph_gives_the_same_gradients(images):
         assert torch.equal(a, b)
 
 
-def test_inference_path_matches_mmdet(images):
-    """no_grad runs the functions' forward only, outside autograd."""
+@pytest.mark.parametrize('scratch_bytes', [lean_autograd.SCRATCH_BYTES, 1000])
+def test_inference_path_matches_mmdet(images, scratch_bytes, monkeypatch):
+    """no_grad runs outside autograd, the MLP in row chunks (1000 bytes: a few rows)."""
+    monkeypatch.setattr(lean_autograd, 'SCRATCH_BYTES', scratch_bytes)
     peer = randomize_(mmdet_swin(**SMALL))
     ours = twin_of(peer, **SMALL).eval()
     peer.eval()

@@ -39,7 +39,7 @@ def _apply_as_autocast_would(function, *args):
         args = tuple(a.to(dtype) if isinstance(a, torch.Tensor) and a.is_floating_point()
                      else a for a in args)
     with torch.autocast(device, enabled=False):
-        return function.apply(*args)
+        return function(*args)
 
 
 def _chunk_length(count: int, bytes_per_item: int, whole: bool = False) -> int:
@@ -186,7 +186,7 @@ def window_attention(windows: torch.Tensor, qkv: torch.nn.Linear, attn_mask: tor
     """
     lean = ENABLED and windows.device.type == 'cpu' and dropout_p == 0
     if lean and needs_grad(windows, attn_mask, qkv.weight, qkv.bias):
-        return _apply_as_autocast_would(_WindowAttention, windows, qkv.weight, qkv.bias,
+        return _apply_as_autocast_would(_WindowAttention.apply, windows, qkv.weight, qkv.bias,
                                         attn_mask.to(windows.dtype), num_heads, scale)
     qkv_rows = qkv(windows)
     attn_mask = attn_mask.to(qkv_rows.dtype)
@@ -198,12 +198,33 @@ def window_attention(windows: torch.Tensor, qkv: torch.nn.Linear, attn_mask: tor
                                        scale=scale),))[0]
 
 
-def _row_chunks(hidden: torch.Tensor):
-    """Row chunks of the (M, 4C) hidden layer; one chunk on GPUs (launches are the cost
-    there) and under torch.compile (which fuses by itself)."""
-    rows, width = hidden.shape
-    step = _chunk_length(rows, width * hidden.element_size(), whole=hidden.device.type != 'cpu')
+def _row_chunks(rows: int, width: int, like: torch.Tensor):
+    """Row chunks of an (M, 4C) hidden layer shaped `rows` x `width` with the dtype and
+    device of `like`; one chunk on GPUs (launches are the cost there) and under
+    torch.compile (which fuses by itself)."""
+    step = _chunk_length(rows, width * like.element_size(), whole=like.device.type != 'cpu')
     return step, [(start, min(start + step, rows)) for start in range(0, rows, step)]
+
+
+def _linear_into(x, weight, bias, out):
+    """F.linear of 2-D rows written into `out`."""
+    if bias is None:
+        return torch.mm(x, weight.t(), out=out)
+    return torch.addmm(bias, x, weight.t(), out=out)
+
+
+def _gelu_mlp_inference(x, weight1, bias1, weight2, bias2):
+    """fc2(gelu(fc1(x))) without autograd, row chunk by row chunk in one reused scratch:
+    neither the (M, 4C) hidden layer nor its GELU is allocated in full."""
+    rows = x.reshape(-1, x.shape[-1])
+    result = x.new_empty(*x.shape[:-1], weight2.shape[0])
+    out = result.view(-1, weight2.shape[0])
+    step, chunks = _row_chunks(rows.shape[0], weight1.shape[0], x)
+    scratch = x.new_empty(step, weight1.shape[0])
+    for start, stop in chunks:
+        hidden = _linear_into(rows[start:stop], weight1, bias1, scratch[:stop - start])
+        _linear_into(torch._C._nn.gelu(hidden, out=hidden), weight2, bias2, out[start:stop])
+    return result
 
 
 class _GeluMlp(torch.autograd.Function):
@@ -219,11 +240,11 @@ class _GeluMlp(torch.autograd.Function):
         result = x.new_empty(*x.shape[:-1], weight2.shape[0])
         x, out = x.reshape(-1, x.shape[-1]), result.view(-1, weight2.shape[0])
         hidden = F.linear(x, weight1, bias1)
-        step, chunks = _row_chunks(hidden)
+        step, chunks = _row_chunks(*hidden.shape, hidden)
         scratch = hidden.new_empty(step, hidden.shape[1])
         for start, stop in chunks:
             activated = torch._C._nn.gelu(hidden[start:stop], out=scratch[:stop - start])
-            torch.addmm(bias2, activated, weight2.t(), out=out[start:stop])
+            _linear_into(activated, weight2, bias2, out[start:stop])
         ctx.save_for_backward(x, weight1, weight2, hidden)
         ctx.input_shape = result.shape[:-1] + x.shape[-1:]
         return result
@@ -238,7 +259,7 @@ class _GeluMlp(torch.autograd.Function):
         grad_w1 = torch.empty_like(weight1) if needs[1] else None
         grad_b1 = hidden.new_zeros(hidden.shape[1]) if needs[2] else None
         grad_w2 = torch.empty_like(weight2) if needs[3] else None
-        step, chunks = _row_chunks(hidden)
+        step, chunks = _row_chunks(*hidden.shape, hidden)
         scratch = hidden.new_empty(step, hidden.shape[1])
         for start, stop in chunks:
             buffer, rows_grad = scratch[:stop - start], grad_out[start:stop]
@@ -258,7 +279,10 @@ class _GeluMlp(torch.autograd.Function):
 
 
 def gelu_mlp(x: torch.Tensor, fc1: torch.nn.Linear, fc2: torch.nn.Linear) -> torch.Tensor:
-    """fc2(gelu(fc1(x))) for x of shape (..., C); recomputes the GELU in backward."""
-    if not ENABLED or not needs_grad(x, fc1.weight, fc1.bias, fc2.weight, fc2.bias):
-        return fc2(F.gelu(fc1(x)))  # nothing to save for backward: stock ops are fastest
-    return _apply_as_autocast_would(_GeluMlp, x, fc1.weight, fc1.bias, fc2.weight, fc2.bias)
+    """fc2(gelu(fc1(x))) for x of shape (..., C): in row chunks without autograd, and
+    recomputing the GELU in backward with it."""
+    args = (x, fc1.weight, fc1.bias, fc2.weight, fc2.bias)
+    if not ENABLED:
+        return fc2(F.gelu(fc1(x)))
+    return _apply_as_autocast_would(_GeluMlp.apply if needs_grad(*args) else _gelu_mlp_inference,
+                                    *args)
