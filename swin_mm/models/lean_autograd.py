@@ -279,8 +279,8 @@ class _GeluMlp(torch.autograd.Function):
 
 
 def gelu_mlp(x: torch.Tensor, fc1: torch.nn.Linear, fc2: torch.nn.Linear) -> torch.Tensor:
-    """fc2(gelu(fc1(x))) for x of shape (..., C): in row chunks without autograd, and
-    recomputing the GELU in backward with it."""
+    """fc2(gelu(fc1(x))) for x of shape (..., C). Without autograd it runs in row
+    chunks; with autograd, the GELU is recomputed in backward."""
     args = (x, fc1.weight, fc1.bias, fc2.weight, fc2.bias)
     if not ENABLED:
         return fc2(F.gelu(fc1(x)))
