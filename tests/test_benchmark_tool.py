@@ -31,7 +31,9 @@ def test_benchmark_runs_end_to_end_and_writes_the_report(tmp_path):
     assert 'divisible by 4 and at least 224' in odd['unsupported']['timm']
     assert '| forward 45x61 b1 | timm | unsupported: ' in done.stdout
     assert set(square['impls']) == {'ours', 'mmdet', 'timm'}
-    assert square['impls']['timm']['max_abs_diff'] >= 0
+    # With one block in stages 2-4 no shifted block meets a map that fits one window,
+    # where timm drops the shift: the same function, so the same weights must agree.
+    assert square['impls']['timm']['max_abs_diff'] <= 1e-5
     assert set(train['impls']) == {'ours', 'mmdet', 'ours_cp'}
     assert 'got 32x32' in train['unsupported']['timm']
     for case in report['cases']:

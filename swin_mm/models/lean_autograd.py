@@ -30,9 +30,9 @@ def needs_grad(*tensors) -> bool:
 
 
 def _apply_as_autocast_would(function, *args):
-    """Run a custom autograd function under autocast, which does not see inside it: cast
-    its floating-point tensors to the autocast dtype first, then run it with autocast
-    off so every op inside agrees on that dtype."""
+    """Run `function` (a custom autograd function's ``apply``, or out= kernels that
+    autocast does not handle) as autocast would: cast its floating-point tensors to the
+    autocast dtype first, then run it with autocast off so every op inside agrees."""
     device = next(a for a in args if isinstance(a, torch.Tensor)).device.type
     if torch.is_autocast_enabled(device):
         dtype = torch.get_autocast_dtype(device)
@@ -238,23 +238,22 @@ class _GeluMlp(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight1, bias1, weight2, bias2):
         result = x.new_empty(*x.shape[:-1], weight2.shape[0])
-        x, out = x.reshape(-1, x.shape[-1]), result.view(-1, weight2.shape[0])
-        hidden = F.linear(x, weight1, bias1)
+        out = result.view(-1, weight2.shape[0])
+        hidden = F.linear(x.reshape(-1, x.shape[-1]), weight1, bias1)
         step, chunks = _row_chunks(*hidden.shape, hidden)
         scratch = hidden.new_empty(step, hidden.shape[1])
         for start, stop in chunks:
             activated = torch._C._nn.gelu(hidden[start:stop], out=scratch[:stop - start])
             _linear_into(activated, weight2, bias2, out[start:stop])
         ctx.save_for_backward(x, weight1, weight2, hidden)
-        ctx.input_shape = result.shape[:-1] + x.shape[-1:]
         return result
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, weight1, weight2, hidden = ctx.saved_tensors
+        inputs, weight1, weight2, hidden = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        grad_out = grad_out.reshape(-1, grad_out.shape[-1])
-        grad_x = x.new_empty(ctx.input_shape) if needs[0] else None
+        x, grad_out = inputs.reshape(-1, inputs.shape[-1]), grad_out.reshape(hidden.shape[0], -1)
+        grad_x = inputs.new_empty(inputs.shape) if needs[0] else None
         grad_x_rows = None if grad_x is None else grad_x.view(x.shape)
         grad_w1 = torch.empty_like(weight1) if needs[1] else None
         grad_b1 = hidden.new_zeros(hidden.shape[1]) if needs[2] else None
