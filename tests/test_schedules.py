@@ -10,12 +10,14 @@ import textwrap
 import pytest
 from mmengine.config import Config
 
-from swin_mm.schedule_check import PUBLISHED, check_schedule
+from swin_mm_dev.schedule_check import PUBLISHED, check_schedule, recipe_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIR = os.path.join(ROOT, 'configs')
-# Written from the sources: [A] 3x for the cascades, the microsoft README's "3x" for
-# HTC++ Swin-L, the paper's 6x for HTC++ Swin-B, [B] 160k for every UPerNet.
+# Written from the sources (configs/README.md): Swin-Transformer-Object-Detection's 3x
+# for the cascades, the microsoft/Swin-Transformer README's "3x" for HTC++ Swin-L, the
+# paper's 6x (A2.2) for HTC++ Swin-B, Swin-Transformer-Semantic-Segmentation's 160k for
+# every UPerNet.
 RECIPE = {
     'cascade_mask_rcnn_swin_t_coco_3x': 'coco-3x',
     'cascade_mask_rcnn_swin_s_coco_3x': 'coco-3x',
@@ -38,9 +40,16 @@ def _schedule_key(cfg):
                        cfg.train_cfg.to_dict()], sort_keys=True, default=str)
 
 
-def test_every_config_has_a_recipe():
+def test_every_config_names_its_recipe():
+    """Each shipped config (alias or not) names the recipe its sources give."""
     shipped = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(CONFIG_DIR, '*.py'))}
     assert shipped >= set(RECIPE)
+    for path in glob.glob(os.path.join(CONFIG_DIR, '*.py')):
+        cfg = Config.fromfile(path)
+        assert recipe_of(cfg) in PUBLISHED
+        name = os.path.basename(path)[:-3]
+        if name in RECIPE:
+            assert recipe_of(cfg) == RECIPE[name], name
 
 
 @pytest.mark.parametrize('name', sorted(RECIPE))
@@ -48,8 +57,9 @@ def test_config_schedule_matches_published(name):
     cfg = Config.fromfile(os.path.join(CONFIG_DIR, name + '.py'))
     key = (RECIPE[name], _schedule_key(cfg))
     if key not in _checked:
-        _checked[key] = check_schedule(cfg, RECIPE[name])
+        _checked[key] = check_schedule(cfg)  # the recipe the config names
     report = _checked[key]
+    assert report.recipe == RECIPE[name]
     assert report.iterations == {'coco-3x': 36 * 7330, 'coco-6x': 72 * 7330,
                                  'ade20k-160k': 160000}[RECIPE[name]]
     assert report.max_rel_error < 1e-9, report
@@ -101,7 +111,8 @@ def test_tool_command_line():
 def test_tool_exit_codes(tmp_path, capsys):
     main = _tool_main()
     config = os.path.join(CONFIG_DIR, 'cascade_mask_rcnn_swin_t_coco_3x.py')
-    # mmdet 3.x's Swin warmup (1000 iterations) is not [A]'s 500.
+    # mmdet 3.x's Swin warmup (1000 iterations) is not Swin-Transformer-Object-Detection's
+    # 500; the config still names coco-3x (inherited), so the checker flags it.
     mmdet_style = tmp_path / 'warmup_1000.py'
     mmdet_style.write_text(textwrap.dedent(f"""
         _base_ = [{config!r}]
@@ -110,11 +121,18 @@ def test_tool_exit_codes(tmp_path, capsys):
             dict(type='MultiStepLR', by_epoch=True, begin=0, end=36, milestones=[27, 33],
                  gamma=0.1)]
     """))
-    assert main([str(mmdet_style), '--recipe', 'coco-3x', '--iters-per-epoch', '1200']) == 1
+    assert main([str(mmdet_style), '--iters-per-epoch', '1200']) == 1
     assert capsys.readouterr().out.startswith('MISMATCH')
+    demo = os.path.join(CONFIG_DIR, 'demo', 'upernet_swin_synthetic_ade20k.py')
+    with pytest.raises(SystemExit) as unnamed:  # schedule_recipe = None: a short demo run
+        main([demo])
+    assert unnamed.value.code == 2 and 'pass --recipe' in capsys.readouterr().err
+    misnamed = tmp_path / 'misnamed.py'
+    misnamed.write_text(f"_base_ = [{config!r}]\nschedule_recipe = 'coco-9x'\n")
     with pytest.raises(SystemExit) as unknown:
-        main([str(mmdet_style)])
-    assert unknown.value.code == 2 and 'pass --recipe' in capsys.readouterr().err
+        main([str(misnamed)])
+    error = capsys.readouterr().err
+    assert unknown.value.code == 2 and "schedule_recipe='coco-9x' is not a published" in error
     short = tmp_path / 'twelve_epochs.py'
     short.write_text(f"_base_ = [{config!r}]\ntrain_cfg = dict(max_epochs=12)\n")
     assert main([str(short), '--recipe', 'coco-3x', '--iters-per-epoch', '600']) == 1

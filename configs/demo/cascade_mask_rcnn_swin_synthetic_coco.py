@@ -79,5 +79,6 @@ param_scheduler = [
          gamma=0.1),
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+schedule_recipe = None  # a smoke run: no published schedule
 default_hooks = dict(logger=dict(interval=1))
 randomness = dict(seed=0)

@@ -80,6 +80,7 @@ param_scheduler = [
          end=max_iters),
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=val_interval)
+schedule_recipe = None  # a short run from scratch: no published schedule
 default_hooks = dict(
     logger=dict(interval=10),
     checkpoint=dict(interval=max_iters, max_keep_ckpts=1))

@@ -9,6 +9,8 @@ optim_wrapper = dict(
         'norm': dict(decay_mult=0.),
     }))
 max_iters = 160000
+# The published schedule this reproduces (tools/check_schedule.py reads it).
+schedule_recipe = 'ade20k-160k'
 warmup_iters = 1500
 # [B] (mmcv): lr(t) = 6e-5 * (1 - t/160000) * (1e-6 + (1 - 1e-6) * t/1500 while t < 1500).
 # mmseg 1.x writes LinearLR(end=1500) + PolyLR(begin=1500, end=160000), which is up to

@@ -3,6 +3,7 @@
 # 1e-4 / 0.05 / batch 16, as in [A]).
 _base_ = './coco_adamw_3x.py'
 max_epochs = 72
+schedule_recipe = 'coco-6x'
 param_scheduler = [
     _base_.warmup_scheduler,
     dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs, milestones=[63, 69],

@@ -5,7 +5,8 @@ translations (``param_scheduler``) are easy to get subtly wrong: a warmup that e
 step early, a poly decay that starts after the warmup. This steps the config's real
 mmengine schedulers through the whole run, as ``ParamSchedulerHook`` does, and compares
 every iteration's learning rate with the published formula, written here independently
-of the configs.
+of the configs. Each config names the formula it reproduces in a top-level
+``schedule_recipe`` field (set by the schedule bases in configs/_base_/schedules/).
 """
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
@@ -66,28 +67,21 @@ def _linear_warmup(t: np.ndarray, warmup_iters: int, ratio: float) -> np.ndarray
 
 
 PUBLISHED: Dict[str, object] = {
-    # Swin-Transformer-Object-Detection: lr_config step [27, 33], warmup 500 x 0.001
-    # (inherited from schedule_1x), AdamW lr 1e-4, runner max_epochs 36.
+    # SwinTransformer/Swin-Transformer-Object-Detection@c7b2011: lr_config step [27, 33],
+    # warmup 500 x 0.001 (inherited from schedule_1x), AdamW lr 1e-4, max_epochs 36.
     'coco-3x': StepRecipe(1e-4, 500, 0.001, 36, (27, 33), 0.1),
-    # Swin paper A2.2, HTC++ "6x": 72 epochs, x0.1 at 63 and 69; lr/warmup as coco-3x.
+    # Swin paper (arXiv 2103.14030) appendix A2.2, HTC++ "6x": 72 epochs, x0.1 at 63
+    # and 69; learning rate and warmup as coco-3x (the paper gives none for HTC++).
     'coco-6x': StepRecipe(1e-4, 500, 0.001, 72, (63, 69), 0.1),
-    # Swin-Transformer-Semantic-Segmentation: poly power 1, min_lr 0, warmup 1500 x 1e-6,
-    # AdamW lr 6e-5, 160k iterations.
+    # SwinTransformer/Swin-Transformer-Semantic-Segmentation@87e6f90: poly power 1,
+    # min_lr 0, warmup 1500 x 1e-6, AdamW lr 6e-5, 160k iterations.
     'ade20k-160k': PolyRecipe(6e-5, 1500, 1e-6, 160000, 1.0, 0.0),
 }
 
-RECIPE_OF_CONFIG = {
-    'cascade_mask_rcnn_swin_t_coco_3x': 'coco-3x',
-    'cascade_mask_rcnn_swin_s_coco_3x': 'coco-3x',
-    'cascade_mask_rcnn_swin_b_coco_3x': 'coco-3x',
-    'htcpp_swin_b_coco': 'coco-6x',
-    'htcpp_swin_l_coco': 'coco-3x',  # microsoft README: Swin-L HTC++ "3x"
-    'upernet_swin_t_ade20k': 'ade20k-160k',
-    'upernet_swin_s_ade20k': 'ade20k-160k',
-    'upernet_swin_b_ade20k': 'ade20k-160k',
-    'upernet_swin_b_22k_ade20k_640': 'ade20k-160k',
-    'upernet_swin_l_22k_ade20k_640': 'ade20k-160k',
-}
+# The top-level config field that names the published schedule a config reproduces.
+# The schedule bases set it, so every config inherits the name with its schedulers; a
+# config that changes its schedule sets it to None (or to the recipe it now follows).
+RECIPE_FIELD = 'schedule_recipe'
 
 
 @dataclass
@@ -148,9 +142,13 @@ def config_lrs(cfg, iters_per_epoch: int) -> np.ndarray:
     return lrs
 
 
-def check_schedule(cfg, recipe: str, iters_per_epoch: int = COCO_ITERS_PER_EPOCH
-                   ) -> ScheduleReport:
-    """Compare every iteration's learning rate of ``cfg`` with the published ``recipe``."""
+def check_schedule(cfg, recipe: Optional[str] = None,
+                   iters_per_epoch: int = COCO_ITERS_PER_EPOCH) -> ScheduleReport:
+    """Compare every iteration's learning rate of ``cfg`` with the published ``recipe``.
+
+    Without ``recipe``, the one the config names in its ``schedule_recipe`` field.
+    """
+    recipe = recipe_of(cfg) if recipe is None else recipe
     if recipe not in PUBLISHED:
         raise ValueError(f'unknown recipe {recipe!r}; expected one of {sorted(PUBLISHED)}')
     published = PUBLISHED[recipe].lrs(iters_per_epoch)
@@ -165,11 +163,17 @@ def check_schedule(cfg, recipe: str, iters_per_epoch: int = COCO_ITERS_PER_EPOCH
                           float(ours[worst]), float(published[worst]))
 
 
-def recipe_for(config_path: str) -> Optional[str]:
-    """The published recipe of one of the shipped configs, by file name."""
-    name = config_path.replace('\\', '/').rsplit('/', 1)[-1]
-    return RECIPE_OF_CONFIG.get(name[:-3] if name.endswith('.py') else name)
+def recipe_of(cfg) -> str:
+    """The published recipe ``cfg`` names in its ``schedule_recipe`` field."""
+    name = cfg.get(RECIPE_FIELD)
+    if name is None:
+        raise ValueError(f'{cfg.filename} names no published schedule ({RECIPE_FIELD} is '
+                         f'unset or None); expected one of {sorted(PUBLISHED)}')
+    if name not in PUBLISHED:
+        raise ValueError(f'{cfg.filename}: {RECIPE_FIELD}={name!r} is not a published '
+                         f'recipe; expected one of {sorted(PUBLISHED)}')
+    return name
 
 
-__all__ = ['COCO_ITERS_PER_EPOCH', 'PUBLISHED', 'RECIPE_OF_CONFIG', 'PolyRecipe',
-           'StepRecipe', 'ScheduleReport', 'check_schedule', 'config_lrs', 'recipe_for']
+__all__ = ['COCO_ITERS_PER_EPOCH', 'PUBLISHED', 'RECIPE_FIELD', 'PolyRecipe', 'StepRecipe',
+           'ScheduleReport', 'check_schedule', 'config_lrs', 'recipe_of']
