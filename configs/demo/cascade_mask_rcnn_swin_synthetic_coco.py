@@ -1,10 +1,11 @@
-# configs/cascade_mask_rcnn_swin_t_coco_3x.py scaled down for a CPU smoke run on the
-# synthetic COCO-format shapes of tools/make_synthetic_data.py (64x64 images, 4 classes):
-# small SwinBackbone, 64-channel FPN and heads, fewer RoIs, the recipe's multi-scale +
-# crop augmentation at 1/8 of its pixel sizes, a couple of epochs, mmdet's CocoMetric.
+# The Cascade Mask R-CNN Swin-T recipe (the _base_ below, short name
+# cascade_mask_rcnn_swin_t_coco_3x.py) scaled down for a CPU smoke run on the synthetic
+# COCO-format shapes of tools/make_synthetic_data.py (64x64 images, 4 classes): small
+# SwinBackbone, 64-channel FPN and heads, fewer RoIs, the recipe's multi-scale + crop
+# augmentation at 1/8 of its pixel sizes, one epoch, mmdet's CocoMetric.
 # The structure (3-stage cascade, 4conv1fc GIoU heads, FCN mask head, AdamW + custom_keys)
 # is the recipe's. Used by tests/test_tools_dist.py; trains, it does not converge.
-_base_ = ['../cascade_mask_rcnn_swin_t_coco_3x.py']
+_base_ = ['../cascade-mask-rcnn_swin-t-p4-w7_fpn_4conv1fc-giou_ms-crop-3x_coco.py']
 
 data_root = 'work_dirs/synthetic_coco/'
 classes = ('circle', 'square', 'triangle', 'striped_hexagon')

@@ -1,11 +1,11 @@
-# The embedded demo (`make demo`): configs/upernet_swin_t_ade20k.py scaled down to train
-# from scratch in a few minutes on 2 CPU processes, on the synthetic ADE20K-layout data
-# of tools/make_synthetic_data.py (64x64 images, background + 4 shape classes, which the
-# generator writes as ADE ids 1-5, i.e. the first five ADE20K classes; the names are
-# ADE's, the pixels are shapes).
+# The embedded demo (`make demo`): the UPerNet Swin-T recipe (the _base_ below, short
+# name upernet_swin_t_ade20k.py) scaled down to train from scratch in a few minutes on 2
+# CPU processes, on the synthetic ADE20K-layout data of tools/make_synthetic_data.py
+# (64x64 images, background + 4 shape classes, which the generator writes as ADE ids 1-5,
+# i.e. the first five ADE20K classes; the names are ADE's, the pixels are shapes).
 # Everything not overridden here (UPerNet + FCN auxiliary head, AdamW with no decay on
 # norms/position tables, warmup then poly, IoUMetric, ms+flip TTA) is the recipe's.
-_base_ = ['../upernet_swin_t_ade20k.py']
+_base_ = ['../upernet_swin-t-p4-w7_8xb2-160k_ade20k-512x512.py']
 
 data_root = 'work_dirs/demo/data/ADEChallengeData2016'
 image_size = 64
