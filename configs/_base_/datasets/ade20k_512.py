@@ -1,4 +1,5 @@
-# ADE20K, 512x512 crops (recipe [B], translated to mmseg 1.x).
+# ADE20K, 512x512 crops: SwinTransformer/Swin-Transformer-Semantic-Segmentation@87e6f90,
+# translated to mmseg 1.x (configs/README.md).
 # Child configs that move the data must also set the dataloaders' data_root, e.g.
 # train_dataloader = dict(dataset=dict(data_root=data_root)), because a base file's
 # variables are resolved before the child is read.
@@ -23,10 +24,10 @@ test_pipeline = [
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs'),
 ]
-# Multi-scale + flip test (tools/test.py --tta). [B]'s --aug-test scales the test
-# scale (2048, 512) by each ratio (mmcv MultiScaleFlipAug); mmseg 1.x instead scales
-# the original image (Resize(scale_factor=r)). Followed [B]: its ms+flip numbers were
-# measured that way.
+# Multi-scale + flip test (tools/test.py --tta). The Swin repository's --aug-test scales
+# the test scale (2048, 512) by each ratio (mmcv MultiScaleFlipAug); mmseg 1.x instead
+# scales the original image (Resize(scale_factor=r)). Followed the Swin repository: its
+# ms+flip numbers were measured that way (configs/README.md, test-time augmentation).
 img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
 tta_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -41,7 +42,7 @@ tta_pipeline = [
             [dict(type='PackSegInputs')],
         ]),
 ]
-# Batch 16 as 8 GPUs x 2 images ([B]: samples_per_gpu=2, workers_per_gpu=4).
+# Batch 16 as 8 GPUs x 2 images (samples_per_gpu=2, workers_per_gpu=4 in the Swin repo).
 train_dataloader = dict(
     batch_size=2,
     num_workers=4,

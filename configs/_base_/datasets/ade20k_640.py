@@ -1,6 +1,7 @@
-# ADE20K, 640x640 crops (paper A2.3 for the IN-22K Swin-B/L models). No official 640
-# config exists; the scale (2560, 640) keeps [B]'s 4:1 ratio of (2048, 512) and is
-# mmseg 1.x's ade20k_640x640 (K-Net's Swin-L uses (2048, 640)). Only the sizes change.
+# ADE20K, 640x640 crops (Swin paper A2.3 for the IN-22K Swin-B/L models). No official
+# 640 config exists; the scale (2560, 640) keeps the 512 recipe's 4:1 ratio of
+# (2048, 512) and is mmseg 1.x's ade20k_640x640 (K-Net's Swin-L uses (2048, 640)). Only
+# the sizes change (configs/README.md).
 _base_ = './ade20k_512.py'
 crop_size = (640, 640)
 test_scale = (2560, 640)

@@ -1,13 +1,14 @@
-# HTC++ data (paper A2.2): InstaBoost, multi-scale training with the short side in
-# [400, 1400] and the long side <= 1600, plus COCO-stuff maps for HTC's semantic branch
-# (data/coco/stuffthingmaps/, as for mmdet's HTC). Needs `pip install instaboostfast`.
+# HTC++ data (Swin paper arXiv 2103.14030, A2.2; configs/README.md): InstaBoost,
+# multi-scale training with the short side in [400, 1400] and the long side <= 1600,
+# plus COCO-stuff maps for HTC's semantic branch (data/coco/stuffthingmaps/, as for
+# mmdet's HTC). Needs `pip install instaboostfast`.
 _base_ = './coco_instance_ms_crop.py'
-# The paper gives no single-scale test size; (1600, 1400) is [V]'s.
+# The paper gives no single-scale test size; (1600, 1400) is czczup/ViT-Adapter@9fc8196's.
 test_scale = (1600, 1400)
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=_base_.backend_args),
-    # mmdet's InstaBoost values ([V] uses the same). It moves instances in the image
-    # only; the semantic map loaded next is not moved (as in [V]).
+    # mmdet's InstaBoost values (ViT-Adapter uses the same). It moves instances in the
+    # image only; the semantic map loaded next is not moved (as in ViT-Adapter).
     dict(
         type='InstaBoost',
         action_candidate=('normal', 'horizontal', 'skip'),
@@ -31,7 +32,7 @@ test_pipeline = [
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
-# Batch 16 as 8 GPUs x 2 images (paper: batch 16; [V] runs 16 x 1, which is the same
+# Batch 16 as 8 GPUs x 2 images (paper: batch 16; ViT-Adapter runs 16 x 1, the same
 # total). With less GPU memory set model.backbone.with_cp=True.
 train_dataloader = dict(
     dataset=dict(

@@ -1,5 +1,6 @@
-# COCO instance segmentation with [A]'s multi-scale + crop augmentation (from DETR),
-# translated to mmdet 3.x: AutoAugment(two policies) -> RandomChoice.
+# COCO instance segmentation with the multi-scale + crop augmentation (from DETR) of
+# SwinTransformer/Swin-Transformer-Object-Detection@c7b2011, translated to mmdet 3.x:
+# AutoAugment(two policies) -> RandomChoice.
 # Child configs that move the data must also set the dataloaders' data_root (and the
 # evaluator's ann_file), because a base file's variables are resolved before the child.
 dataset_type = 'CocoDataset'
@@ -21,7 +22,7 @@ train_pipeline = [
                      keep_ratio=True),
                 dict(type='RandomCrop', crop_type='absolute_range', crop_size=(384, 600),
                      allow_negative_crop=True),
-                # [A]'s override=True is implicit: mmdet 3.x resizes the cropped image.
+                # The Swin repository's override=True is implicit: mmdet 3.x resizes the crop.
                 dict(type='RandomChoiceResize', scales=ms_scales, keep_ratio=True),
             ],
         ]),
@@ -34,7 +35,7 @@ test_pipeline = [
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
-# Batch 16 as 8 GPUs x 2 images ([A]: samples_per_gpu=2, workers_per_gpu=2).
+# Batch 16 as 8 GPUs x 2 images (samples_per_gpu=2, workers_per_gpu=2 in the Swin repo).
 train_dataloader = dict(
     batch_size=2,
     num_workers=2,

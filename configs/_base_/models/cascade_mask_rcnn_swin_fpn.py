@@ -1,5 +1,6 @@
 # Cascade Mask R-CNN with 4conv1fc SyncBN box heads and GIoU on a SwinBackbone + FPN
-# (recipe [A] = SwinTransformer/Swin-Transformer-Object-Detection, translated to mmdet 3.x).
+# (SwinTransformer/Swin-Transformer-Object-Detection@c7b2011, translated to mmdet 3.x;
+# configs/README.md).
 # The architecture (embed_dims, depths, num_heads, drop_path_rate) and the neck's
 # in_channels are set by each leaf config.
 _base_ = ['./swin_backbone.py']
@@ -83,7 +84,7 @@ model = dict(
             allowed_border=0,
             pos_weight=-1,
             debug=False),
-        # [A]'s nms_post=2000 / nms_across_levels have no 3.x counterpart (max_per_img).
+        # The Swin repository's nms_post=2000 / nms_across_levels have no 3.x counterpart.
         rpn_proposal=dict(
             nms_pre=2000, max_per_img=2000, nms=dict(type='nms', iou_threshold=0.7),
             min_bbox_size=0),

@@ -1,7 +1,8 @@
-# HTC++ (Swin paper A2.2) on a SwinBackbone + FPN, translated to mmdet 3.x. The Swin
-# team released no HTC++ config; the paper lists only the changes to HTC. Where it is
-# silent this follows mmdet's HTC (the full model, with its semantic branch) and
-# czczup/ViT-Adapter's Swin-L HTC++ reconstruction ([V]); each such value says so.
+# HTC++ (Swin paper arXiv 2103.14030, A2.2) on a SwinBackbone + FPN, in mmdet 3.x. The
+# Swin team released no HTC++ config; the paper lists only the changes to HTC. Where it
+# is silent this follows mmdet's HTC (the full model, with its semantic branch) and the
+# Swin-L HTC++ reconstruction of czczup/ViT-Adapter@9fc8196 (ViT-Adapter below); each
+# such value says so. configs/README.md lists them.
 # The architecture and the neck's in_channels are set by each leaf config.
 # Built on the Cascade Mask R-CNN base, whose backbone, FPN, RPN and RPN training and
 # test settings are also HTC's; the RoI head and the R-CNN settings are replaced.
@@ -15,12 +16,12 @@ model = dict(
     type='HybridTaskCascade',
     data_preprocessor=dict(pad_seg=True),  # the semantic branch's stuff maps
     backbone=dict(
-        # Window 12 with the 384x384 IN-22K checkpoint: the paper does not say; [V] and
+        # Window 12 with the 384x384 IN-22K checkpoint: the paper does not say; ViT-Adapter and
         # the authors (microsoft/Swin-Transformer#9: "We use 12 in 384x384 size").
         pretrain_img_size=384,
         window_size=12,
         # Paper: "stochastic depth with ratio of 0.2 for all Swin Transformer models";
-        # [V] uses 0.3 for Swin-L. Followed the paper.
+        # ViT-Adapter uses 0.3 for Swin-L. Followed the paper.
         drop_path_rate=0.2,
         # "an extra global self-attention layer appended at the output of last stage"
         # (its heads = last stage's heads, drop path = drop_path_rate).
@@ -37,7 +38,7 @@ model = dict(
             roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
             out_channels=256,
             featmap_strides=[4, 8, 16, 32]),
-        # 4conv1fc box heads without norm, SmoothL1, class-agnostic: [V] (the paper is
+        # 4conv1fc box heads without norm, SmoothL1, class-agnostic: ViT-Adapter (the paper is
         # silent; HTC's stock heads are 2fc).
         bbox_head=[
             dict(
@@ -70,7 +71,7 @@ model = dict(
                 loss_mask=dict(type='CrossEntropyLoss', use_mask=True, loss_weight=1.0))
             for stage in range(3)
         ],
-        # HTC's semantic branch on COCO-stuff (stuffthingmaps): part of HTC and of [V];
+        # HTC's semantic branch on COCO-stuff (stuffthingmaps): part of HTC and of ViT-Adapter;
         # the paper does not mention it.
         semantic_roi_extractor=dict(
             type='SingleRoIExtractor',
@@ -87,8 +88,8 @@ model = dict(
             conv_out_channels=256,
             num_classes=183,
             loss_seg=dict(type='CrossEntropyLoss', ignore_index=255, loss_weight=0.2))),
-    # Training assignment: mmdet's HTC defaults.
-    # R-CNN assignment: mmdet's HTC defaults (low-quality matches allowed, unlike [A]).
+    # R-CNN assignment: mmdet's HTC defaults (low-quality matches allowed, unlike the
+    # cascade recipe of Swin-Transformer-Object-Detection).
     train_cfg=dict(
         rcnn=[
             dict(
@@ -104,10 +105,10 @@ model = dict(
             for thr in cascade_iou_thrs
         ]),
     test_cfg=dict(
-        # Soft-NMS on the final detections only ("softNMS" in the paper). [V] also uses
+        # Soft-NMS on the final detections only ("softNMS" in the paper). ViT-Adapter also uses
         # it in the RPN; the paper does not say, so the RPN keeps HTC's hard NMS.
         rcnn=dict(
-            score_thr=0.001,  # HTC's and [V]'s value
+            score_thr=0.001,  # HTC's and ViT-Adapter's value
             nms=dict(type='soft_nms', iou_threshold=0.5),
             max_per_img=100,
             mask_thr_binary=0.5)))

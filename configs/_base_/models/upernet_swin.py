@@ -1,5 +1,6 @@
-# UPerNet + FCN auxiliary head on a SwinBackbone for ADE20K (recipe [B] =
-# SwinTransformer/Swin-Transformer-Semantic-Segmentation, translated to mmseg 1.x).
+# UPerNet + FCN auxiliary head on a SwinBackbone for ADE20K:
+# SwinTransformer/Swin-Transformer-Semantic-Segmentation@87e6f90, translated to mmseg 1.x
+# (configs/README.md).
 # The architecture (embed_dims, depths, num_heads) and the heads' in_channels are set
 # by each leaf config, because they are what distinguishes T/S/B/L.
 _base_ = ['./swin_backbone.py']
@@ -17,8 +18,9 @@ model = dict(
         seg_pad_val=255,
         size=(512, 512)),  # = crop size; the 640 configs override it
     backbone=dict(
-        # [B] and mmseg 1.x use 0.3 for every UPerNet-Swin; the paper (A2.3) says 0.2.
-        # Followed [B], the official repository whose released models match the README.
+        # The Swin repository and mmseg 1.x use 0.3 for every UPerNet-Swin; the paper
+        # (A2.3) says 0.2. Followed the repository, whose released models match its
+        # README (configs/README.md, drop path).
         drop_path_rate=0.3),
     decode_head=dict(
         type='UPerHead',

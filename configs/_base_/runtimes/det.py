@@ -1,5 +1,5 @@
 # mmdet 3.x runtime; checkpoint and bbox+segm evaluation every epoch, log every 50
-# iterations as in [A].
+# iterations as in SwinTransformer/Swin-Transformer-Object-Detection@c7b2011.
 default_scope = 'mmdet'
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),

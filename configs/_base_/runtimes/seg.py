@@ -1,4 +1,5 @@
-# mmseg 1.x runtime; TextLogger every 50 iterations and cudnn_benchmark as in [B].
+# mmseg 1.x runtime; TextLogger every 50 iterations and cudnn_benchmark as in
+# SwinTransformer/Swin-Transformer-Semantic-Segmentation@87e6f90.
 default_scope = 'mmseg'
 env_cfg = dict(
     cudnn_benchmark=True,

@@ -1,5 +1,6 @@
-# AdamW 1e-4 / wd 0.05, 36 epochs, x0.1 at epochs 27 and 33 (recipe [A], "3x").
-# [A] trained with apex O1 mixed precision; mmdet 3.x's fp32 and AMP versions of the
+# AdamW 1e-4 / wd 0.05, 36 epochs, x0.1 at epochs 27 and 33: the "3x" of
+# SwinTransformer/Swin-Transformer-Object-Detection@c7b2011 (configs/README.md).
+# That repository trained with apex O1 mixed precision; mmdet 3.x's fp32 and AMP versions of the
 # same Swin recipe score the same, so this is fp32 (runs everywhere, CPU included).
 # Switch to AMP with optim_wrapper.type='AmpOptimWrapper' (dynamic loss scale).
 optim_wrapper = dict(
@@ -14,8 +15,9 @@ optim_wrapper = dict(
 max_epochs = 36
 # The published schedule this reproduces (tools/check_schedule.py reads it).
 schedule_recipe = 'coco-3x'
-# Linear warmup ratio 0.001 over 500 iterations: [A] inherits 500 from mmdet 2.x's
-# schedule_1x; mmdet's own Swin configs use 1000. Followed [A]. mmcv warms up for
+# Linear warmup ratio 0.001 over 500 iterations: Swin-Transformer-Object-Detection
+# inherits 500 from mmdet 2.x's schedule_1x; mmdet's own Swin configs use 1000. Followed
+# the Swin repository (configs/README.md, warmup). mmcv warms up for
 # t < 500 with factor 0.001 + 0.999 * t/500; mmengine's LinearLR spans end - 1 steps,
 # so end=501 reproduces that exactly (tools/check_schedule.py).
 warmup_scheduler = dict(
@@ -28,5 +30,5 @@ param_scheduler = [
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-# [A] used 8 GPUs x 2 images; enable to rescale lr for another total batch size.
+# The Swin repository used 8 GPUs x 2 images; enable to rescale lr for another total batch size.
 auto_scale_lr = dict(enable=False, base_batch_size=16)
