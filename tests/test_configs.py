@@ -1,9 +1,9 @@
 """Every shipped config: the published recipe values, and a real build + forward on CPU.
 
-Expected values are written from the recipe sources (../shared/reference/recipes.md:
-[A] Swin-Transformer-Object-Detection, [B] Swin-Transformer-Semantic-Segmentation,
-[D] the Swin paper, [M] the microsoft README, [V] ViT-Adapter's HTC++), not read from
-the configs.
+Expected values are written from the recipe sources that configs/README.md lists
+(Swin-Transformer-Object-Detection@c7b2011, Swin-Transformer-Semantic-Segmentation@87e6f90,
+the Swin paper, the microsoft/Swin-Transformer README, ViT-Adapter's HTC++), not read
+from the configs.
 """
 import glob
 import json
@@ -22,6 +22,24 @@ from mmengine.structures import InstanceData, PixelData
 import swin_mm  # noqa: F401
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'configs')
+# Short alias: the OpenMMLab-convention file it stands for.
+CONFIG_OF = {
+    'cascade_mask_rcnn_swin_t_coco_3x':
+        'cascade-mask-rcnn_swin-t-p4-w7_fpn_4conv1fc-giou_ms-crop-3x_coco',
+    'cascade_mask_rcnn_swin_s_coco_3x':
+        'cascade-mask-rcnn_swin-s-p4-w7_fpn_4conv1fc-giou_ms-crop-3x_coco',
+    'cascade_mask_rcnn_swin_b_coco_3x':
+        'cascade-mask-rcnn_swin-b-p4-w7_fpn_4conv1fc-giou_ms-crop-3x_coco',
+    'htcpp_swin_b_coco': 'htcpp_swin-b-p4-w12-in22k-384x384-pre_fpn_instaboost-ms-400-1400-6x_coco',
+    'htcpp_swin_l_coco': 'htcpp_swin-l-p4-w12-in22k-384x384-pre_fpn_instaboost-ms-400-1400-3x_coco',
+    'upernet_swin_t_ade20k': 'upernet_swin-t-p4-w7_8xb2-160k_ade20k-512x512',
+    'upernet_swin_s_ade20k': 'upernet_swin-s-p4-w7_8xb2-160k_ade20k-512x512',
+    'upernet_swin_b_ade20k': 'upernet_swin-b-p4-w7_8xb2-160k_ade20k-512x512',
+    'upernet_swin_b_22k_ade20k_640':
+        'upernet_swin-b-p4-w12-in22k-384x384-pre_8xb2-160k_ade20k-640x640',
+    'upernet_swin_l_22k_ade20k_640':
+        'upernet_swin-l-p4-w12-in22k-384x384-pre_8xb2-160k_ade20k-640x640',
+}
 URL = 'https://github.com/SwinTransformer/storage/releases/download/v1.0.0/'
 ARCH = {
     'T': dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24]),
@@ -55,7 +73,8 @@ COCO_MS_SCALES = [(s, 1333) for s in (480, 512, 544, 576, 608, 640, 672, 704, 73
 
 
 def load(name):
-    return Config.fromfile(os.path.join(CONFIG_DIR, name + '.py'))
+    """The recipe config behind a short name (the alias itself is checked on its own)."""
+    return Config.fromfile(os.path.join(CONFIG_DIR, CONFIG_OF[name] + '.py'))
 
 
 def by_type(pipeline, type_name):
@@ -66,7 +85,32 @@ def by_type(pipeline, type_name):
 
 def test_every_config_is_covered():
     shipped = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(CONFIG_DIR, '*.py'))}
-    assert shipped >= set(BACKBONES), set(BACKBONES) - shipped
+    assert shipped == set(CONFIG_OF) | set(CONFIG_OF.values())
+    assert set(CONFIG_OF) == set(BACKBONES)
+
+
+@pytest.mark.parametrize('alias', sorted(CONFIG_OF))
+def test_short_name_is_an_alias(alias):
+    """One `_base_` line, and the same config as the file it names."""
+    path = os.path.join(CONFIG_DIR, alias + '.py')
+    with open(path) as stream:
+        assert stream.read() == f"_base_ = ['./{CONFIG_OF[alias]}.py']\n"
+    assert Config.fromfile(path).to_dict() == load(alias).to_dict()
+
+
+@pytest.mark.parametrize('demo,recipe', [
+    ('cascade_mask_rcnn_swin_synthetic_coco', 'cascade_mask_rcnn_swin_t_coco_3x'),
+    ('upernet_swin_synthetic_ade20k', 'upernet_swin_t_ade20k')])
+def test_demo_inherits_its_recipe(demo, recipe):
+    """The demos shrink sizes and the schedule; the rest is the recipe's."""
+    cfg = Config.fromfile(os.path.join(CONFIG_DIR, 'demo', demo + '.py'))
+    full = load(recipe)
+    for key in ('custom_imports', 'default_scope', 'val_cfg', 'test_cfg'):
+        assert cfg[key] == full[key], key
+    assert cfg.optim_wrapper.paramwise_cfg == full.optim_wrapper.paramwise_cfg
+    assert cfg.model.type == full.model.type
+    assert cfg.model.backbone.type == 'SwinBackbone' and cfg.model.backbone.init_cfg is None
+    assert cfg.schedule_recipe is None  # its schedule is not the published one
 
 
 @pytest.mark.parametrize('name', sorted(BACKBONES))
@@ -159,7 +203,7 @@ def test_htcpp_recipe(name):
     assert model.backbone.global_attn is True
     assert model.neck.in_channels == CHANNELS[BACKBONES[name][0]]
     assert model.test_cfg.rcnn.nms.type == 'soft_nms'
-    # [V]'s choices where the paper is silent: 4conv1fc heads, semantic branch.
+    # ViT-Adapter's choices where the paper is silent: 4conv1fc heads, semantic branch.
     assert [h.type for h in model.roi_head.bbox_head] == ['Shared4Conv1FCBBoxHead'] * 3
     assert model.roi_head.semantic_head.num_classes == 183
 
@@ -177,7 +221,7 @@ def test_htcpp_recipe(name):
     assert resize.keep_ratio is True
     assert by_type(pipeline, 'LoadAnnotations').with_seg is True
     test_resize = by_type(cfg.test_dataloader.dataset.pipeline, 'Resize')
-    assert tuple(test_resize.scale) == (1600, 1400)  # [V]; the paper gives none
+    assert tuple(test_resize.scale) == (1600, 1400)  # ViT-Adapter; the paper gives none
     assert cfg.param_scheduler[0].start_factor == 0.001
 
     epochs, milestones = {'htcpp_swin_b_coco': (72, [63, 69]),
@@ -218,7 +262,7 @@ def test_upernet_recipe(name):
     by_type(pipeline, 'PhotoMetricDistortion')
     assert tuple(by_type(cfg.test_dataloader.dataset.pipeline, 'Resize').scale) == test_scale
 
-    # [B]'s --aug-test: ratios 0.5..1.75 of the test scale, each with and without flip.
+    # The Swin repository's --aug-test: ratios 0.5..1.75 of the test scale, +- flip.
     resizes, flips = cfg.tta_pipeline[1].transforms[:2]
     ratios = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
     assert [tuple(r.scale) for r in resizes] == [

@@ -84,7 +84,10 @@ def test_published_formulas_at_recipe_points():
 
 
 def test_mmseg_translation_is_flagged():
-    """mmseg 1.x's own Swin config starts poly after warmup and ends at 0: not [B]'s."""
+    """mmseg 1.x's own Swin config starts poly after warmup and ends at 0.
+
+    That is not the Swin segmentation repository's formula, and the checker says so.
+    """
     import mmseg
     path = os.path.join(os.path.dirname(mmseg.__file__), '.mim', 'configs', 'swin',
                         'swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py')
