@@ -10,7 +10,7 @@ from mmengine.registry import init_default_scope
 
 from swin_mm.synthetic import write_ade20k, write_coco
 from swin_mm.synthetic.ade20k import NUM_CLASSES_USED
-from swin_mm.synthetic.coco import CLASSES
+from swin_mm.synthetic.coco import SHAPE_CATEGORIES, STUFF_IGNORE
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,7 +57,6 @@ def test_coco_layout_matches_pycocotools_and_mmdet(tmp_path):
     from pycocotools import mask as mask_utils
     root = write_coco(tmp_path / 'coco', num_train=4, num_val=2, size=64)
     coco = COCO(str(root / 'annotations/instances_train2017.json'))
-    assert [c['name'] for c in coco.loadCats(coco.getCatIds())] == list(CLASSES)
     assert len(coco.getImgIds()) == 4
     for ann in coco.loadAnns(coco.getAnnIds()):
         rle = coco.annToRLE(ann)
@@ -68,12 +67,57 @@ def test_coco_layout_matches_pycocotools_and_mmdet(tmp_path):
     init_default_scope('mmdet')
     dataset = CocoDataset(
         data_root=str(root), ann_file='annotations/instances_val2017.json',
-        data_prefix=dict(img='val2017/'), metainfo=dict(classes=CLASSES),
+        data_prefix=dict(img='val2017/'),
         pipeline=[dict(type='LoadImageFromFile'),
                   dict(type='LoadAnnotations', with_bbox=True, with_mask=True)])
     sample = dataset[0]
     assert sample['img'].shape == (64, 64, 3)
     assert len(sample['gt_bboxes']) == len(sample['gt_masks']) > 0
+
+
+def test_coco_categories_are_the_80_the_recipe_configs_use(tmp_path):
+    """mmdet's default COCO metainfo (what every recipe config uses) keeps every
+    annotation, and label i maps back to the file's category ids as CocoMetric does."""
+    from mmdet.datasets import CocoDataset
+    from pycocotools.coco import COCO
+    root = write_coco(tmp_path / 'coco', num_train=6, num_val=1, size=64)
+    ann_file = root / 'annotations/instances_train2017.json'
+    coco = COCO(str(ann_file))
+    names = [c['name'] for c in coco.loadCats(coco.getCatIds())]
+    assert names == list(CocoDataset.METAINFO['classes'])
+    assert coco.getCatIds()[-1] == 90 and len(names) == 80  # COCO's ids, gaps included
+    init_default_scope('mmdet')
+    dataset = CocoDataset(data_root=str(root), ann_file='annotations/instances_train2017.json',
+                          data_prefix=dict(img='train2017/'), pipeline=[])
+    loaded = sum(len(dataset.get_data_info(i)['instances']) for i in range(len(dataset)))
+    assert loaded == len(coco.getAnnIds()) > 0
+    assert {names[i['bbox_label']] for k in range(len(dataset))
+            for i in dataset.get_data_info(k)['instances']} <= set(SHAPE_CATEGORIES)
+
+
+def test_coco_stuff_maps_label_the_shapes_as_htc_reads_them(tmp_path):
+    from mmdet.datasets import CocoDataset
+    from pycocotools.coco import COCO
+    root = write_coco(tmp_path / 'coco', num_train=3, num_val=1, size=64)
+    coco = COCO(str(root / 'annotations/instances_train2017.json'))
+    init_default_scope('mmdet')
+    dataset = CocoDataset(
+        data_root=str(root), ann_file='annotations/instances_train2017.json',
+        data_prefix=dict(img='train2017/', seg='stuffthingmaps/train2017/'),
+        pipeline=[dict(type='LoadImageFromFile'),
+                  dict(type='LoadAnnotations', with_bbox=True, with_mask=True, with_seg=True)])
+    assert (root / 'stuffthingmaps/val2017/000000000001.png').exists()
+    for index in range(len(dataset)):
+        sample = dataset[index]
+        stuff = sample['gt_seg_map']
+        image_id = dataset.get_data_info(index)['img_id']
+        for ann in coco.loadAnns(coco.getAnnIds(imgIds=image_id)):
+            inside = coco.annToMask(ann).astype(bool)
+            labelled = stuff[inside]
+            # COCO-stuff labels a thing pixel with its category id - 1; edges may be unlabelled
+            assert set(np.unique(labelled)) <= {ann['category_id'] - 1, STUFF_IGNORE}
+            assert (labelled == ann['category_id'] - 1).mean() > 0.5
+        assert set(np.unique(stuff)) <= {c - 1 for c in coco.getCatIds()} | {STUFF_IGNORE}
 
 
 def test_existing_output_is_refused_and_left_alone(tmp_path):

@@ -2,8 +2,10 @@
 
     python tools/make_synthetic_data.py ade20k data/synthetic_ade --num-train 200
     -> data/synthetic_ade/ADEChallengeData2016/{images,annotations}/{training,validation}
-    python tools/make_synthetic_data.py coco data/synthetic_coco
-    -> data/synthetic_coco/{train2017,val2017,annotations/instances_*.json}
+    python tools/make_synthetic_data.py coco data/coco
+    -> data/coco/{train2017,val2017,annotations/instances_*.json,stuffthingmaps/*}
+Written to data/ade and data/coco, they are where the recipe configs look: every config
+in configs/ then runs on them unchanged (COCO's 80 categories, stuff maps for HTC++).
 """
 import argparse
 import sys
