@@ -1,21 +1,23 @@
-"""The memory-lean autograd functions: exact gradients, stock-op fallbacks, saved memory."""
+"""The memory-lean autograd functions: exact gradients, the reference kernels, saved memory."""
 import pytest
 import torch
 
 from conftest import (
     SMALL, TINY, assert_same_gradient, max_abs_diff, mmdet_swin, randomize_, twin_of
 )
-from swin_mm.models import lean_autograd
-from swin_mm.models.lean_autograd import _GeluMlp, _WindowAttention
+from swin_mm.kernels.attention import _WindowAttention
+from swin_mm.kernels.lean_support import DEFAULT_SCRATCH_BYTES
+from swin_mm.kernels.mlp import _GeluMlp
+
+HAS_CPU_FLASH = hasattr(torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu')
 
 
-@pytest.mark.parametrize('scratch_bytes', [lean_autograd.SCRATCH_BYTES, 1])
+@pytest.mark.skipif(not HAS_CPU_FLASH, reason='this torch has no CPU flash kernel')
+@pytest.mark.parametrize('scratch_bytes', [DEFAULT_SCRATCH_BYTES, 1])
 @pytest.mark.parametrize('images_,groups,heads', [(2, 4, 3), (3, 1, 2)])
-def test_window_attention_gradients_are_exact(images_, groups, heads, scratch_bytes,
-                                              monkeypatch):
+def test_window_attention_gradients_are_exact(images_, groups, heads, scratch_bytes):
     """groups > 1: one mask per window (shifted blocks); 1: a mask shared by all windows.
     A 1-byte scratch budget makes every window its own backward chunk."""
-    monkeypatch.setattr(lean_autograd, 'SCRATCH_BYTES', scratch_bytes)
     gen = torch.Generator().manual_seed(0)
     tokens, channels = 5, 4 * heads
 
@@ -26,19 +28,18 @@ def test_window_attention_gradients_are_exact(images_, groups, heads, scratch_by
     inputs = (windows, rand(3 * channels, channels), rand(3 * channels),
               rand(groups, heads, tokens, tokens))
     assert torch.autograd.gradcheck(
-        lambda *args: _WindowAttention.apply(*args, heads, 0.3), inputs)
+        lambda *args: _WindowAttention.apply(*args, heads, 0.3, scratch_bytes), inputs)
 
 
 @pytest.mark.parametrize('leading', [(7,), (2, 4)])
-@pytest.mark.parametrize('scratch_bytes', [lean_autograd.SCRATCH_BYTES, 100])
-def test_gelu_mlp_gradients_are_exact(scratch_bytes, leading, monkeypatch):
+@pytest.mark.parametrize('scratch_bytes', [DEFAULT_SCRATCH_BYTES, 100])
+def test_gelu_mlp_gradients_are_exact(scratch_bytes, leading):
     """Rows (7, C) and a map (2, 4, C); a 100-byte scratch makes 2-row chunks."""
-    monkeypatch.setattr(lean_autograd, 'SCRATCH_BYTES', scratch_bytes)
     gen = torch.Generator().manual_seed(0)
     shapes = [(*leading, 3), (12, 3), (12,), (3, 12), (3,)]
     inputs = [torch.randn(s, generator=gen, dtype=torch.float64, requires_grad=True)
               for s in shapes]
-    assert torch.autograd.gradcheck(_GeluMlp.apply, inputs)
+    assert torch.autograd.gradcheck(lambda *args: _GeluMlp.apply(*args, scratch_bytes), inputs)
 
 
 def _train_outputs_and_grads(model, x):
@@ -50,10 +51,10 @@ def _train_outputs_and_grads(model, x):
     return [o.detach() for o in outs], x.grad, params
 
 
-def _assert_trains_like_mmdet(kwargs, size, images):
+def _assert_trains_like_mmdet(kwargs, size, images, **ours_only):
     """Same weights and input: outputs, input and parameter gradients match mmdet's."""
     peer = randomize_(mmdet_swin(**kwargs))
-    ours = twin_of(peer, **kwargs)
+    ours = twin_of(peer, **kwargs, **ours_only)
     x = images(2, *size)
     peer_outs, peer_grad, peer_params = _train_outputs_and_grads(peer, x)
     our_outs, our_grad, our_params = _train_outputs_and_grads(ours, x)
@@ -63,10 +64,9 @@ def _assert_trains_like_mmdet(kwargs, size, images):
         assert_same_gradient(grad, peer_params[name])
 
 
-def test_stock_ops_fallback_matches_mmdet(images, monkeypatch):
-    """With the lean functions off, the stock-op path (used on CUDA) is also exact."""
-    monkeypatch.setattr(lean_autograd, 'ENABLED', False)
-    _assert_trains_like_mmdet(SMALL, (61, 83), images)
+def test_reference_kernels_train_like_mmdet(images):
+    """kernels='reference' (plain public ops everywhere) is exact too."""
+    _assert_trains_like_mmdet(SMALL, (61, 83), images, kernels='reference')
 
 
 def test_dropout_paths_match_mmdet(images):
@@ -85,12 +85,11 @@ def test_backward_twice_with_retained_graph_gives_the_same_gradients(images):
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize('scratch_bytes', [lean_autograd.SCRATCH_BYTES, 1000])
-def test_inference_path_matches_mmdet(images, scratch_bytes, monkeypatch):
+@pytest.mark.parametrize('scratch_bytes', [DEFAULT_SCRATCH_BYTES, 1000])
+def test_inference_path_matches_mmdet(images, scratch_bytes):
     """no_grad runs outside autograd, the MLP in row chunks (1000 bytes: a few rows)."""
-    monkeypatch.setattr(lean_autograd, 'SCRATCH_BYTES', scratch_bytes)
     peer = randomize_(mmdet_swin(**SMALL))
-    ours = twin_of(peer, **SMALL).eval()
+    ours = twin_of(peer, scratch_bytes=scratch_bytes, **SMALL).eval()
     peer.eval()
     x = images(1, 83, 61)
     with torch.no_grad():

@@ -6,6 +6,7 @@ from conftest import (
     SMALL, TINY, assert_same_gradient, in_eval, max_abs_diff, mmdet_swin, mmseg_swin,
     randomize_, twin_of
 )
+from swin_mm import SwinBackbone
 
 TOL = 1e-5
 
@@ -20,11 +21,13 @@ def _forward_backward(model, x):
     return [o.detach() for o in outs], x.grad
 
 
-@pytest.mark.parametrize('size', [(224, 224), (227, 301), (64, 64)])
-@pytest.mark.parametrize('mode', ['eval', 'train'])
-def test_matches_mmdet_outputs_and_input_gradients(size, mode, images):
+@pytest.mark.parametrize('size,mode,kernels', [
+    *[(size, mode, 'auto') for size in ((224, 224), (227, 301), (64, 64))
+      for mode in ('eval', 'train')],
+    ((227, 301), 'train', 'reference'), ((64, 64), 'eval', 'reference')])
+def test_matches_mmdet_outputs_and_input_gradients(size, mode, kernels, images):
     peer = randomize_(mmdet_swin(**TINY))
-    ours = twin_of(peer, **TINY)
+    ours = twin_of(peer, kernels=kernels, **TINY)
     peer.train(mode == 'train')
     ours.train(mode == 'train')
     x = images(2, *size)
@@ -38,10 +41,11 @@ def test_matches_mmdet_outputs_and_input_gradients(size, mode, images):
     assert_same_gradient(our_grad, peer_grad)
 
 
-def test_same_math_as_mmdet_in_float64(images):
+@pytest.mark.parametrize('kernels', ['auto', 'reference'])
+def test_same_math_as_mmdet_in_float64(kernels, images):
     """Rounding aside the computation is identical: in float64 the gap vanishes."""
     peer = randomize_(mmdet_swin(**TINY)).double()
-    ours = twin_of(peer, **TINY).double()
+    ours = twin_of(peer, kernels=kernels, **TINY).double()
     x = images(2, 227, 301).double()
     peer_outs, peer_grad = _forward_backward(peer, x)
     our_outs, our_grad = _forward_backward(ours, x)
@@ -49,9 +53,10 @@ def test_same_math_as_mmdet_in_float64(images):
     assert float((our_grad - peer_grad).abs().max()) <= 1e-10
 
 
-def test_matches_mmdet_parameter_gradients(images):
+@pytest.mark.parametrize('kernels', ['auto', 'reference'])
+def test_matches_mmdet_parameter_gradients(kernels, images):
     peer = randomize_(mmdet_swin(**SMALL))
-    ours = twin_of(peer, **SMALL)
+    ours = twin_of(peer, kernels=kernels, **SMALL)
     x = images(2, 61, 45)
     _forward_backward(peer, x)
     _forward_backward(ours, x)
@@ -86,3 +91,26 @@ def test_matches_mmdet_with_abs_pos_embed_at_pretrain_size(images):
     x = images(2, 96, 96)
     with torch.no_grad():
         assert max_abs_diff(ours(x), peer(x)) <= TOL
+
+
+@pytest.mark.parametrize('use_abs_pos_embed', [False, True])
+def test_three_number_pretrain_size_is_refused_like_the_peers(use_abs_pos_embed):
+    """Both peers reject it (an assertion), also where no absolute embedding uses it."""
+    for peer in (mmdet_swin, mmseg_swin):
+        with pytest.raises(AssertionError):
+            peer(pretrain_img_size=(224, 224, 224), use_abs_pos_embed=use_abs_pos_embed)
+    with pytest.raises(ValueError, match='pretrain_img_size must be an int or a pair'):
+        SwinBackbone(pretrain_img_size=(224, 224, 224), use_abs_pos_embed=use_abs_pos_embed)
+
+
+def test_layer_init_cfg_still_draws_the_position_tables():
+    """A Kaiming init_cfg for the convolution leaves the bare tables and the absolute
+    embedding to init_weights: trunc_normal(std 0.02) as the official code, not zeros."""
+    model = SwinBackbone(**SMALL, use_abs_pos_embed=True, pretrain_img_size=64,
+                         init_cfg=dict(type='Kaiming', layer='Conv2d'))
+    model.init_weights()
+    drawn = [p for name, p in model.named_parameters()
+             if name.endswith('relative_position_bias_table') or name == 'absolute_pos_embed']
+    assert len(drawn) == sum(SMALL['depths']) + 1
+    values = torch.cat([p.detach().flatten() for p in drawn])
+    assert abs(float(values.mean())) <= 1e-3 and 0.019 <= float(values.std()) <= 0.021

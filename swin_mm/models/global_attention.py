@@ -9,11 +9,13 @@ its linear layers plus 2*n^2*C in attention; memory grows with n^2 per head only
 inside the fused attention kernel. For a 1344x800 image (n = 42*25 = 1050, Swin-B
 C = 1024) that is about 15.5 GMACs, a few percent of the backbone.
 """
+from typing import Optional
+
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 
+from ..kernels import Kernels, select_kernels
 from .layers import SwinFFN, _drop_path
 
 
@@ -26,12 +28,12 @@ class GlobalSelfAttention(nn.Module):
         self.qkv = nn.Linear(embed_dims, 3 * embed_dims, bias=qkv_bias)
         self.proj = nn.Linear(embed_dims, embed_dims)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kernels: Kernels) -> torch.Tensor:
         b, h, w, c = x.shape
         qkv = self.qkv(x.reshape(b, h * w, c))
         qkv = qkv.view(b, h * w, 3, self.num_heads, c // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v)
+        out = kernels.attention(q, k, v, None, None)
         return self.proj(out.transpose(1, 2).reshape(b, h, w, c))
 
 
@@ -58,6 +60,9 @@ class GlobalAttentionLayer(nn.Module):
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x)))
-        return x + self.drop_path(self.ffn(self.norm2(x)))
+    def forward(self, x: torch.Tensor, kernels: Optional[Kernels] = None) -> torch.Tensor:
+        """x: (B, H, W, C); `kernels` default to the 'auto' ones for x's device (the
+        layer also serves on its own, outside the backbone)."""
+        kernels = kernels or select_kernels(x.device.type)
+        x = x + self.drop_path(self.attn(self.norm1(x), kernels))
+        return x + self.drop_path(self.ffn(self.norm2(x), kernels))

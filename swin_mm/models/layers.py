@@ -1,7 +1,8 @@
 """Building blocks of the Swin backbone, named so that state dicts match mmdet/mmseg.
 
 Tokens travel between blocks as channels-last maps (B, H, W, C); window attention
-gets them already partitioned by the stage's :class:`WindowGeometry`.
+gets them already partitioned by the stage's :class:`WindowGeometry`. Every forward
+takes the :class:`swin_mm.kernels.Kernels` that implement its hot ops.
 """
 import math
 from collections import OrderedDict
@@ -10,10 +11,12 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmcv.cnn.bricks.drop import DropPath
 
-from .lean_autograd import gelu_mlp, window_attention
+from ..kernels import Kernels
+from ..kernels.compat import is_compiling
 from .windows import WindowGeometry, relative_position_index
 
 GEOMETRY_CACHE_SIZE = 8
@@ -35,7 +38,7 @@ class WindowAttention(nn.Module):
     """Multi-head self-attention inside each window, with a learned relative position bias.
 
     The bias (and the shift mask, when given) enter as one additive mask; see
-    :func:`lean_autograd.window_attention` for the kernels.
+    :mod:`swin_mm.kernels.attention` for the kernels.
     """
 
     def __init__(self, embed_dims: int, num_heads: int, window: Tuple[int, int],
@@ -55,18 +58,27 @@ class WindowAttention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop_rate)
 
     def position_bias(self) -> torch.Tensor:
-        """(heads, N, N) bias gathered from the table."""
+        """(heads, N, N) bias gathered from the table, contiguous: the permuted gather
+        has stride `heads` in its last dimension, and torch 2.3-2.7's CPU flash kernel
+        misreads such a mask (NaN or wrong numbers, no error). The copy is small."""
         n = self.window[0] * self.window[1]
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-        return bias.view(n, n, self.num_heads).permute(2, 0, 1)
+        return bias.view(n, n, self.num_heads).permute(2, 0, 1).contiguous()
 
-    def forward(self, windows: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
-        """windows: (B * nW, N, C); mask: (nW, N, N) or None."""
+    def attn_mask(self, shift_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """The additive mask the kernels get: (1, heads, N, N), or (nW, heads, N, N)
+        with a (nW, N, N) shift mask; contiguous either way."""
         attn_mask = self.position_bias().unsqueeze(0)      # broadcasts over windows
-        if mask is not None:
-            attn_mask = attn_mask + mask.unsqueeze(1)      # (nW, heads, N, N)
-        out = window_attention(windows, self.qkv, attn_mask, self.num_heads, self.scale,
-                               self.attn_drop_rate if self.training else 0.)
+        if shift_mask is not None:
+            attn_mask = attn_mask + shift_mask.unsqueeze(1)
+        return attn_mask
+
+    def forward(self, windows: torch.Tensor, shift_mask: Optional[torch.Tensor],
+                kernels: Kernels) -> torch.Tensor:
+        """windows: (B * nW, N, C); shift_mask: (nW, N, N) or None."""
+        out = kernels.window_attention(windows, self.qkv, self.attn_mask(shift_mask),
+                                       self.num_heads, self.scale,
+                                       self.attn_drop_rate if self.training else 0.)
         return self.proj_drop(self.proj(out))
 
 
@@ -82,9 +94,10 @@ class ShiftWindowAttention(nn.Module):
                                      attn_drop_rate, proj_drop_rate)
         self.drop = _drop_path(drop_path_rate)
 
-    def forward(self, x: torch.Tensor, geometry: WindowGeometry) -> torch.Tensor:
-        windows = self.w_msa(geometry.partition(x), geometry.mask)
-        return self.drop(geometry.merge(windows))
+    def forward(self, x: torch.Tensor, geometry: WindowGeometry,
+                kernels: Kernels) -> torch.Tensor:
+        windows = self.w_msa(geometry.partition(x, kernels), geometry.mask, kernels)
+        return self.drop(geometry.merge(windows, kernels))
 
 
 class SwinFFN(nn.Module):
@@ -100,11 +113,11 @@ class SwinFFN(nn.Module):
             nn.Dropout(drop_rate))
         self.dropout_layer = _drop_path(drop_path_rate)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kernels: Kernels) -> torch.Tensor:
         (fc1, act, drop_hidden), fc2, drop_out = self.layers[0], self.layers[1], self.layers[2]
         dropping = self.training and (drop_hidden.p > 0 or drop_out.p > 0)
         if isinstance(act, nn.GELU) and act.approximate == 'none' and not dropping:
-            return self.dropout_layer(gelu_mlp(x, fc1, fc2))
+            return self.dropout_layer(kernels.gelu_mlp(x, fc1, fc2))
         return self.dropout_layer(self.layers(x))
 
 
@@ -123,10 +136,11 @@ class SwinBlock(nn.Module):
         self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
         self.ffn = SwinFFN(embed_dims, hidden_dims, act_cfg, drop_rate, drop_path_rate)
 
-    def forward(self, x: torch.Tensor, geometry: WindowGeometry) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, geometry: WindowGeometry,
+                kernels: Kernels) -> torch.Tensor:
         # In place on each branch's fresh output: no extra (B, H, W, C) buffer per add.
-        x = self.attn(self.norm1(x), geometry).add_(x)
-        return self.ffn(self.norm2(x)).add_(x)
+        x = self.attn(self.norm1(x), geometry, kernels).add_(x)
+        return self.ffn(self.norm2(x), kernels).add_(x)
 
 
 class PatchEmbed(nn.Module):
@@ -196,7 +210,7 @@ class SwinStage(nn.Module):
         Kept for the most recent GEOMETRY_CACHE_SIZE sizes per stage: multi-scale
         training meets hundreds of sizes, and a large map's shift mask is ~10 MB.
         """
-        if torch.compiler.is_compiling():  # traced once into the graph instead
+        if is_compiling():  # traced once into the graph instead
             return self._build_geometries(hw, device)
         key = (hw, device)
         cached = self._geometry_cache.pop(key, None) or self._build_geometries(hw, device)
@@ -209,13 +223,14 @@ class SwinStage(nn.Module):
         return (WindowGeometry.build(hw, self.window, (0, 0), device),
                 WindowGeometry.build(hw, self.window, self.shift, device))
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, kernels: Kernels) -> Tuple[torch.Tensor, torch.Tensor]:
         """Returns (stage output, input of the next stage)."""
         plain, shifted = self.geometries(tuple(x.shape[1:3]), x.device)
         for i, block in enumerate(self.blocks):
             geometry = shifted if i % 2 else plain
             if self.with_cp and torch.is_grad_enabled():
-                x = torch.utils.checkpoint.checkpoint(block, x, geometry, use_reentrant=False)
+                x = torch.utils.checkpoint.checkpoint(block, x, geometry, kernels,
+                                                      use_reentrant=False)
             else:
-                x = block(x, geometry)
+                x = block(x, geometry, kernels)
         return x, (self.downsample(x) if self.downsample is not None else x)

@@ -10,18 +10,21 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from mmengine.registry import MODELS
 
+from ..kernels import select_kernels
+from ..kernels.lean_support import DEFAULT_SCRATCH_BYTES
+from ..kernels.selection import check_kernel_mode
 from .global_attention import GlobalAttentionLayer
 from .layers import PatchEmbed, PatchMerging, SwinStage
 
 
-def _pair(value) -> Tuple[int, int]:
+def _pair(value, name: str) -> Tuple[int, int]:
     if isinstance(value, int):
         return value, value
     value = tuple(value)
     if len(value) == 1:
         return value[0], value[0]
     if len(value) != 2:
-        raise ValueError(f'expected an int or a pair of ints, got {value!r}')
+        raise ValueError(f'{name} must be an int or a pair of ints, got {value!r}')
     return value
 
 
@@ -38,6 +41,15 @@ class SwinBackbone(BaseModule):
         global_attn (bool | dict): add the HTC++ global self-attention layer after the
             last stage. ``True`` uses the last stage's heads; a dict may set
             ``num_heads``, ``mlp_ratio`` and ``drop_path_rate``. Off by default.
+        kernels (str): ``'auto'`` (default) runs each op (window attention, GELU MLP,
+            window partition/merge) through the fastest implementation the running
+            torch and the input's device provide, probed once at import;
+            ``'reference'`` forces plain public torch ops everywhere (mmdet's math:
+            explicit q*scale @ k^T + mask, softmax, @ v), for debugging, comparisons
+            and export. Both give mmdet's results; see :mod:`swin_mm.kernels`.
+        scratch_bytes (int): chunk budget of the CPU kernels, which work through
+            reused buffers of about this size (default 8 MiB, the fastest in a sweep;
+            see :mod:`swin_mm.kernels.lean_support`).
 
     Differences that are fixes: ``frozen_stages`` is applied at construction (so DDP
     sees the frozen parameters), ``use_abs_pos_embed`` is interpolated to any input
@@ -70,6 +82,8 @@ class SwinBackbone(BaseModule):
                  convert_weights: bool = False,
                  frozen_stages: int = -1,
                  global_attn: Union[bool, dict] = False,
+                 kernels: str = 'auto',
+                 scratch_bytes: int = DEFAULT_SCRATCH_BYTES,
                  init_cfg: Optional[dict] = None):
         if init_cfg and pretrained:
             raise ValueError('init_cfg and pretrained cannot both be set; use init_cfg')
@@ -81,21 +95,32 @@ class SwinBackbone(BaseModule):
             raise TypeError(f'pretrained must be a str or None, got {type(pretrained).__name__}')
         super().__init__(init_cfg=init_cfg)
         depths, num_heads, out_indices = tuple(depths), tuple(num_heads), tuple(out_indices)
-        window = _pair(window_size)
+        window = _pair(window_size, 'window_size')
+        pretrain_hw = _pair(pretrain_img_size, 'pretrain_img_size')
         _check_arguments(embed_dims, depths, num_heads, strides, patch_size, window,
                          out_indices, frozen_stages, in_channels)
+        _check_options(pretrain_hw=pretrain_hw, mlp_ratio=mlp_ratio, qk_scale=qk_scale,
+                       drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
+                       drop_path_rate=drop_path_rate, scratch_bytes=scratch_bytes,
+                       flags=dict(qkv_bias=qkv_bias, patch_norm=patch_norm,
+                                  use_abs_pos_embed=use_abs_pos_embed, with_cp=with_cp,
+                                  convert_weights=convert_weights))
+        if not isinstance(global_attn, (bool, dict)):
+            raise TypeError(f'global_attn must be a bool or a dict, got {global_attn!r}')
+        check_kernel_mode(kernels)
         num_stages = len(depths)
         self.in_channels = in_channels
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
         self.convert_weights = convert_weights
         self.use_abs_pos_embed = use_abs_pos_embed
+        self.kernels, self.scratch_bytes = kernels, scratch_bytes
         self.num_features = [embed_dims * 2 ** i for i in range(num_stages)]
 
         self.patch_embed = PatchEmbed(in_channels, embed_dims, patch_size,
                                       norm_cfg if patch_norm else None)
         if use_abs_pos_embed:
-            grid = [size // patch_size for size in _pair(pretrain_img_size)]
+            grid = [size // patch_size for size in pretrain_hw]
             self.absolute_pos_embed = nn.Parameter(torch.zeros(1, grid[0] * grid[1], embed_dims))
             self.pos_embed_grid = tuple(grid)
         self.drop_after_pos = nn.Dropout(p=drop_rate)
@@ -152,7 +177,16 @@ class SwinBackbone(BaseModule):
 
     # --- weights --------------------------------------------------------------------
     def init_weights(self) -> None:
-        """Random init as the references do, or load ``init_cfg=dict(type='Pretrained')``."""
+        """Load ``init_cfg=dict(type='Pretrained')``, or initialise randomly.
+
+        Layers: an init_cfg's own rules (mmengine's meaning), or without one as mmdet
+        and mmseg do: Linear weights from trunc_normal(std 0.02) with zero bias,
+        LayerNorm 1 and 0. The relative position bias tables and the absolute
+        embedding are drawn from trunc_normal(std 0.02) in both cases, as the official
+        code (microsoft/Swin-Transformer) does: mmdet and mmseg leave the tables at
+        zero, and no layer-type init_cfg reaches these bare parameters. The global
+        attention layer's last projections are zeroed again, so it starts as the identity.
+        """
         if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
             from ..loading import load_pretrained
             load_pretrained(self, self.init_cfg['checkpoint'],
@@ -161,15 +195,15 @@ class SwinBackbone(BaseModule):
             return
         if self.init_cfg is not None:
             super().init_weights()
-            return
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                trunc_normal_(module.weight, std=.02)
-                if module.bias is not None:
+        else:
+            for module in self.modules():
+                if isinstance(module, nn.Linear):
+                    trunc_normal_(module.weight, std=.02)
+                    if module.bias is not None:
+                        nn.init.zeros_(module.bias)
+                elif isinstance(module, nn.LayerNorm):
+                    nn.init.ones_(module.weight)
                     nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
         for name, param in self.named_parameters():
             if name.endswith('relative_position_bias_table') or name == 'absolute_pos_embed':
                 trunc_normal_(param, std=.02)
@@ -198,15 +232,16 @@ class SwinBackbone(BaseModule):
 
     def forward(self, images: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self._check_input(images)
+        kernels = select_kernels(images.device.type, self.kernels, self.scratch_bytes)
         x = self.patch_embed(images)
         if self.use_abs_pos_embed:
             x = x + self._abs_pos_embed(x.shape[1:3])
         x = self.drop_after_pos(x)
         outs = []
         for i, stage in enumerate(self.stages):
-            out, x = stage(x)
+            out, x = stage(x, kernels)
             if self.global_attn is not None and i == len(self.stages) - 1:
-                out = x = self.global_attn(out)
+                out = x = self.global_attn(out, kernels)
             if i in self.out_indices:
                 outs.append(getattr(self, f'norm{i}')(out).permute(0, 3, 1, 2).contiguous())
         return tuple(outs)
@@ -244,3 +279,31 @@ def _check_arguments(embed_dims, depths, num_heads, strides, patch_size, window,
                          f'{out_indices}')
     if not -1 <= frozen_stages <= num_stages:
         raise ValueError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages}')
+    if embed_dims < 1 or patch_size < 1:
+        raise ValueError(f'embed_dims and patch_size must be >= 1, got embed_dims='
+                         f'{embed_dims}, patch_size={patch_size}')
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_options(pretrain_hw, mlp_ratio, qk_scale, drop_rate, attn_drop_rate,
+                   drop_path_rate, scratch_bytes, flags) -> None:
+    """Raise on scalar arguments out of range, whether or not this model uses them."""
+    if min(pretrain_hw) < 1:
+        raise ValueError(f'pretrain_img_size must be positive, got {pretrain_hw}')
+    if not _is_number(mlp_ratio) or mlp_ratio <= 0:
+        raise ValueError(f'mlp_ratio must be a positive number, got {mlp_ratio!r}')
+    if qk_scale is not None and (not _is_number(qk_scale) or qk_scale <= 0):
+        raise ValueError(f'qk_scale must be None or a positive number, got {qk_scale!r}')
+    for name, rate in (('drop_rate', drop_rate), ('attn_drop_rate', attn_drop_rate),
+                       ('drop_path_rate', drop_path_rate)):
+        if not _is_number(rate) or not 0 <= rate <= 1:
+            raise ValueError(f'{name} must be in [0, 1], got {rate!r}')
+    if not isinstance(scratch_bytes, int) or isinstance(scratch_bytes, bool) \
+            or scratch_bytes < 1:
+        raise ValueError(f'scratch_bytes must be a positive int, got {scratch_bytes!r}')
+    for name, flag in flags.items():
+        if not isinstance(flag, bool):
+            raise TypeError(f'{name} must be a bool, got {flag!r}')

@@ -13,7 +13,7 @@ from typing import Optional, Tuple
 
 import torch
 
-from .lean_autograd import needs_grad
+from ..kernels import Kernels
 
 # Logit between tokens from different regions of a shifted window. The reference
 # implementations use -100, whose probability exp(-100) ~ 4e-44 is a subnormal float:
@@ -102,68 +102,11 @@ class WindowGeometry:
         return cls((h, w), window, shift, mask, gather.to(device), scatter.to(device),
                    padding_slots.to(device) if num_padding else None)
 
-    def partition(self, x: torch.Tensor) -> torch.Tensor:
+    def partition(self, x: torch.Tensor, kernels: Kernels) -> torch.Tensor:
         """(B, H, W, C) -> (B * num_windows, h * w, C): pad bottom/right, shift, cut."""
-        window_tokens = self.window[0] * self.window[1]
-        if needs_grad(x):
-            return _Partition.apply(x, self.gather, self.scatter, self.padding_slots,
-                                    window_tokens)
-        return _gather_windows(x, self.gather, self.padding_slots, window_tokens)
+        return kernels.partition(x, self.gather, self.scatter, self.padding_slots,
+                                 self.window[0] * self.window[1])
 
-    def merge(self, windows: torch.Tensor) -> torch.Tensor:
+    def merge(self, windows: torch.Tensor, kernels: Kernels) -> torch.Tensor:
         """Inverse of :meth:`partition`: (B * num_windows, h * w, C) -> (B, H, W, C)."""
-        if needs_grad(windows):
-            return _Merge.apply(windows, self.gather, self.scatter, self.padding_slots,
-                                self.hw)
-        return _scatter_tokens(windows, self.scatter, self.gather.numel(), self.hw)
-
-
-def _gather_windows(x, gather, padding_slots, window_tokens):
-    """Allocated in its final shape: a custom Function must not return a view."""
-    b, c, slots = x.shape[0], x.shape[-1], gather.numel()
-    windows = x.new_empty(b * slots // window_tokens, window_tokens, c)
-    by_slot = windows.view(b, slots, c)
-    torch.index_select(x.flatten(1, -2), 1, gather, out=by_slot)
-    if padding_slots is not None:
-        by_slot.index_fill_(1, padding_slots, 0.)
-    return windows
-
-
-def _scatter_tokens(windows, scatter, slots, hw):
-    c = windows.shape[-1]
-    b = windows.shape[0] * windows.shape[1] // slots
-    x = windows.new_empty(b, *hw, c)
-    torch.index_select(windows.view(b, slots, c), 1, scatter, out=x.view(b, hw[0] * hw[1], c))
-    return x
-
-
-# Partition and merge are each other's gradient (every real token has exactly one window
-# slot), so backward is one gather instead of autograd's zero-filled index_add.
-class _Partition(torch.autograd.Function):
-
-    @staticmethod
-    def forward(ctx, x, gather, scatter, padding_slots, window_tokens):
-        ctx.save_for_backward(scatter)
-        ctx.hw, ctx.slots = tuple(x.shape[1:3]), gather.numel()
-        return _gather_windows(x, gather, padding_slots, window_tokens)
-
-    @staticmethod
-    def backward(ctx, grad_windows):
-        scatter, = ctx.saved_tensors
-        return (_scatter_tokens(grad_windows, scatter, ctx.slots, ctx.hw),
-                None, None, None, None)
-
-
-class _Merge(torch.autograd.Function):
-
-    @staticmethod
-    def forward(ctx, windows, gather, scatter, padding_slots, hw):
-        ctx.save_for_backward(gather, padding_slots)
-        ctx.window_tokens = windows.shape[1]
-        return _scatter_tokens(windows, scatter, gather.numel(), hw)
-
-    @staticmethod
-    def backward(ctx, grad_x):
-        gather, padding_slots = ctx.saved_tensors
-        return (_gather_windows(grad_x, gather, padding_slots, ctx.window_tokens),
-                None, None, None, None)
+        return kernels.merge(windows, self.gather, self.scatter, self.padding_slots, self.hw)
