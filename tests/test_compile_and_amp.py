@@ -13,8 +13,11 @@ NARROW = dict(embed_dims=16, depths=(2, 1, 1, 1), num_heads=(1, 2, 4, 8), drop_p
 UNIT_ROUNDOFF = {torch.bfloat16: 2.0 ** -8, torch.float16: 2.0 ** -11}
 
 
-def test_forward_traces_as_one_graph(images):
-    model = randomize_(SwinBackbone(**SMALL, drop_path_rate=0.)).eval()
+@pytest.mark.parametrize('kernels', ['auto', 'reference'])
+def test_forward_traces_as_one_graph(kernels, images):
+    """Kernel selection included: it must run in the trace without tensor work."""
+    torch._dynamo.reset()
+    model = randomize_(SwinBackbone(**SMALL, drop_path_rate=0., kernels=kernels)).eval()
     explanation = torch._dynamo.explain(model)(images(1, 61, 83))
     assert explanation.graph_break_count == 0, explanation.break_reasons
 
