@@ -1,4 +1,5 @@
 """Reading checkpoint files safely from any path mmengine can read."""
+import inspect
 import io
 import os
 import pickle
@@ -7,6 +8,8 @@ import zipfile
 from urllib.parse import urlparse
 
 import torch
+
+from . import weights_unpickler
 
 
 # What torch.load raises on truncated, foreign or code-carrying files.
@@ -18,18 +21,12 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not hold what was expected."""
 
 
-def mmengine_safe_globals():
-    """Harmless classes that mmengine checkpoints carry in their ``meta``/``message_hub``."""
-    import numpy as np
-    allowed = [np.dtype, np.ndarray, np.core.multiarray._reconstruct]
-    allowed += [type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool')]
-    allowed += [np.float64, np.float32, np.int64, np.int32, np.bool_]
-    try:
-        from mmengine.logging.history_buffer import HistoryBuffer
-        allowed.append(HistoryBuffer)
-    except ImportError:  # pragma: no cover - mmengine is a dependency
-        pass
-    return allowed
+class DownloadError(CheckpointError):
+    """A checkpoint URL that could not be fetched (offline, unreachable, not found)."""
+
+
+# torch.load(mmap=) exists from torch 2.1.
+_CAN_MMAP = 'mmap' in inspect.signature(torch.load).parameters
 
 
 def _open(path: str):
@@ -42,7 +39,11 @@ def _open(path: str):
         local = os.path.join(cache, os.path.basename(urlparse(path).path))
         if not os.path.exists(local):
             os.makedirs(cache, exist_ok=True)
-            torch.hub.download_url_to_file(path, local)  # writes a temp file, then renames
+            try:
+                torch.hub.download_url_to_file(path, local)  # a temp file, then a rename
+            except OSError as err:  # URLError, HTTPError, timeouts, a full disk
+                reason = getattr(err, 'reason', None) or err
+                raise DownloadError(f'could not download {path} ({reason})') from None
         return local
     if scheme and len(scheme) > 1:  # s3://, petrel://, ... through mmengine's backends
         from mmengine.fileio import get
@@ -55,40 +56,39 @@ def _open(path: str):
 
 
 def _load(source, unsafe: bool):
-    """torch.load, memory-mapping local zip-format files (the default since torch 1.6):
-    a Swin-L checkpoint then costs page cache, not a private copy, and loads at once."""
-    options = dict(map_location='cpu', weights_only=not unsafe)
-    if isinstance(source, str):
+    """torch.load with this package's weights-only unpickler (``unsafe``: Python's own).
+
+    Local zip-format files (the default since torch 1.6) are memory-mapped where torch
+    can (2.1+): a Swin-L checkpoint then costs page cache, not a private copy.
+    """
+    options = dict(map_location='cpu', weights_only=False)
+    if not unsafe:
+        options['pickle_module'] = weights_unpickler
+    if isinstance(source, str) and _CAN_MMAP:
         try:
-            with torch.serialization.safe_globals(mmengine_safe_globals()):
-                return torch.load(source, mmap=True, **options)
+            return torch.load(source, mmap=True, **options)
         except RuntimeError as err:
             if 'mmap' not in str(err):  # only the legacy (pre-zip) format cannot be mapped
                 raise
-    with torch.serialization.safe_globals(mmengine_safe_globals()):
-        return torch.load(source, **options)
+    return torch.load(source, **options)
 
 
 def read_checkpoint(path: str, unsafe: bool = False):
     """Load a checkpoint on CPU without running code from the pickle.
 
-    ``unsafe=True`` allows arbitrary unpickling; only for files from a trusted source.
+    Reads tensors, plain containers and what mmengine checkpoints hold (numpy values,
+    ``HistoryBuffer``) on every supported torch, and leaves torch's process-wide
+    allow-list alone (see ``weights_unpickler``). ``unsafe=True`` allows arbitrary
+    unpickling; only for files from a trusted source.
     """
     source = _open(str(path))
     try:
         return _load(source, unsafe)
     except _READ_ERRORS as err:
         message = str(err).strip().splitlines()
-        if 'Unsupported operand' in str(err):  # not a pickle torch can read safely
-            opcode = next(line for line in message if 'Unsupported operand' in line).strip()
-            raise CheckpointError(f'expected a torch checkpoint, could not read {path}: '
-                                  f'{opcode} (not a torch file, or a pickle only '
-                                  f'--unsafe-load could read)') from None
-        if 'weights_only' in str(err) or 'Unsupported global' in str(err):
-            detail = next((line for line in message if 'Unsupported global' in line),
-                          message[0] if message else '')
+        if str(err).startswith('Unsupported global'):  # raised by weights_unpickler
             raise CheckpointError(
-                f'{path} needs arbitrary unpickling to load ({detail.strip()}); refusing. '
+                f'{path} needs arbitrary unpickling to load ({message[0]}); refusing. '
                 f'If you trust the file, pass --unsafe-load (or unsafe=True)') from None
         raise CheckpointError(f'expected a torch checkpoint, could not read {path}: '
                               f'{message[0] if message else type(err).__name__}') from None

@@ -1,4 +1,5 @@
 """Loading pretrained weights into a SwinBackbone, whatever size they were trained at."""
+import logging
 import math
 import re
 from typing import Dict, Optional
@@ -7,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 
-from .checkpoint_io import CheckpointError, read_checkpoint
-from .convert import CLASSIFICATION_LAYOUTS, to_backbone_state_dict
+from .checkpoint_io import CheckpointError, DownloadError, read_checkpoint
+from .convert import to_backbone_state_dict
 
-_OUTPUT_NORM = re.compile(r'norm\d+\.(weight|bias)')
+_OUTPUT_NORM = re.compile(r'norm(\d+)\.(weight|bias)')
 
 
 def resize_relative_position_bias_table(table: torch.Tensor, window) -> torch.Tensor:
@@ -68,9 +69,40 @@ def _summary(keys) -> str:
     return f'{len(keys)} ({shown}{", ..." if len(keys) > 8 else ""})'
 
 
+def _missing_by_design(missing, state_dict, last_stage: int):
+    """Split missing keys into what the checkpoint cannot have, with the reason, and the
+    rest (which it should have had).
+
+    Classification checkpoints (and files converted from them) have at most one final
+    norm (our last output norm), no per-stage output norms; no published checkpoint has
+    the HTC++ global attention layer, which is new in the detector.
+    """
+    expected, rest = [], list(missing)
+    norms_in_file = {int(m.group(1)) for k in state_dict for m in [_OUTPUT_NORM.fullmatch(k)] if m}
+    norms_missing = sorted({k.split('.')[0] for k in missing if _OUTPUT_NORM.fullmatch(k)})
+    if norms_missing and norms_in_file <= {last_stage}:
+        expected.append((f'{", ".join(norms_missing)} keep their initialisation',
+                         'the checkpoint has no per-stage output norms, as classification '
+                         'checkpoints do'))
+        rest = [k for k in rest if not _OUTPUT_NORM.fullmatch(k)]
+    attention = [k for k in rest if k.startswith('global_attn.')]
+    if attention and not any(k.startswith('global_attn.') for k in state_dict):
+        expected.append((f'global_attn ({len(attention)} tensors) starts as an identity',
+                         'the HTC++ global attention layer is new: no released checkpoint '
+                         'has it'))
+        rest = [k for k in rest if not k.startswith('global_attn.')]
+    return expected, rest
+
+
 def load_pretrained(model, path: str, prefix: Optional[str] = None) -> None:
-    """Load `path` into `model` non-strictly, logging missing/unexpected keys in one line each."""
-    checkpoint = read_checkpoint(path)
+    """Load `path` into `model` non-strictly: keys missing by design are logged as INFO
+    with the reason, other missing and unexpected keys as one WARNING line each."""
+    try:
+        checkpoint = read_checkpoint(path)
+    except DownloadError as err:
+        raise DownloadError(f'{err}; without network access, download it elsewhere and set '
+                            f'model.backbone.init_cfg.checkpoint to the local file '
+                            f'(--cfg-options model.backbone.init_cfg.checkpoint=PATH)') from None
     state_dict, layout = to_backbone_state_dict(checkpoint, prefix=prefix)
     shapes = model.state_dict()
     state_dict = fit_to_model(state_dict, model, shapes)
@@ -82,16 +114,13 @@ def load_pretrained(model, path: str, prefix: Optional[str] = None) -> None:
     result = model.load_state_dict(state_dict, strict=False)
     print_log(f'SwinBackbone: loaded {path} ({layout} layout, {len(state_dict)} tensors)',
               logger='current')
-    missing = result.missing_keys
-    if layout in CLASSIFICATION_LAYOUTS:  # they have one final norm, not per-stage ones
-        new_norms = sorted({k.split('.')[0] for k in missing if _OUTPUT_NORM.fullmatch(k)})
-        missing = [k for k in missing if not _OUTPUT_NORM.fullmatch(k)]
-        if new_norms:
-            print_log(f'SwinBackbone: {", ".join(new_norms)} keep their initialisation '
-                      f'(a {layout} checkpoint has no per-stage output norms)', logger='current')
+    expected, missing = _missing_by_design(result.missing_keys, state_dict,
+                                           last_stage=len(model.stages) - 1)
+    for what, reason in expected:
+        print_log(f'SwinBackbone: {what} ({reason})', logger='current', level=logging.INFO)
     if missing:
         print_log(f'SwinBackbone: missing keys {_summary(missing)}',
-                  logger='current', level=30)
+                  logger='current', level=logging.WARNING)
     if result.unexpected_keys:
         print_log(f'SwinBackbone: unexpected keys {_summary(result.unexpected_keys)}',
-                  logger='current', level=30)
+                  logger='current', level=logging.WARNING)

@@ -10,16 +10,33 @@ import datetime
 import gc
 import os
 import os.path as osp
+import sys
 from typing import List, Optional
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.device import get_device
 from mmengine.registry import RUNNERS, init_default_scope
-from mmengine.runner import Runner
+from mmengine.runner import Runner, find_latest_checkpoint
 
-from .checkpoint_io import mmengine_safe_globals
+from . import norm_sync  # noqa: F401  (registers SyncBatchNormStatsHook)
+from .checkpoint_io import CheckpointError
+from .weights_unpickler import mmengine_globals
+
+
+class SetupError(ValueError):
+    """A config or command-line choice the tools cannot run, and what to do instead."""
+
+
+@contextlib.contextmanager
+def one_line_errors():
+    """Report a setup or checkpoint problem as one line on stderr, exit status 2."""
+    try:
+        yield
+    except (SetupError, CheckpointError, FileNotFoundError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def tool_parser(description: str) -> argparse.ArgumentParser:
@@ -61,8 +78,9 @@ def use_tta(cfg: Config) -> None:
     """Test with the config's ``tta_model`` wrapping its model and its ``tta_pipeline``."""
     missing = [key for key in ('tta_model', 'tta_pipeline') if key not in cfg]
     if missing:
-        raise KeyError(f'--tta expects tta_model and tta_pipeline in the config, '
-                       f'found no {" and no ".join(missing)}')
+        raise SetupError(f'--tta expects tta_model and tta_pipeline in the config, found no '
+                         f'{" and no ".join(missing)} (the detection recipes define no '
+                         f'test-time augmentation)')
     dataset = cfg.test_dataloader.dataset
     while 'dataset' in dataset:  # wrappers such as RepeatDataset
         dataset = dataset.dataset
@@ -70,15 +88,61 @@ def use_tta(cfg: Config) -> None:
     cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
 
 
-def fit_to_machine(cfg: Config) -> List[str]:
-    """Adapt a CUDA config to CPU processes when CUDA is absent; return what was changed.
+def use_amp(cfg: Config) -> None:
+    """Mixed precision through mmengine's AmpOptimWrapper (float16 autocast, dynamic loss
+    scale), which runs on CUDA, NPU, MLU and MUSA devices only."""
+    if get_device() == 'cpu':
+        raise SetupError('--amp needs a GPU: mmengine\'s AmpOptimWrapper autocasts on CUDA, '
+                         'NPU, MLU or MUSA devices only; on CPU train in float32 (drop --amp)')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
-    gloo replaces nccl; SyncBN (CUDA-only in torch) becomes BN, i.e. per-process batch
-    statistics; DDP wraps CPU modules, which must not be given device ids.
+
+def skip_pretrained_init_when_loading(cfg: Config) -> List[str]:
+    """Drop Pretrained init_cfgs when a checkpoint will replace the weights anyway.
+
+    The Runner initialises weights before ``load_from``/``--resume`` loads, so without
+    this a fine-tuning or resumed run would still fetch the ImageNet file (and fail
+    offline) only to overwrite it. Resuming without a checkpoint in the work dir starts
+    from scratch, and then the Pretrained init is kept.
     """
-    if torch.cuda.is_available():
+    checkpoint = cfg.get('load_from')
+    if cfg.get('resume') and not checkpoint:
+        checkpoint = find_latest_checkpoint(cfg.work_dir)
+    if not checkpoint:
         return []
-    changes = []
+    return [f'{checkpoint} replaces the weights: {where}.init_cfg (Pretrained '
+            f'{init_cfg.get("checkpoint")}) skipped'
+            for where, init_cfg in _pop_pretrained(cfg.model, 'model')]
+
+
+def _pop_pretrained(node, where: str):
+    """Set every ``init_cfg=dict(type='Pretrained', ...)`` under `node` to None."""
+    found = []
+    if isinstance(node, dict):
+        init_cfg = node.get('init_cfg')
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+            found.append((where, init_cfg))
+            node['init_cfg'] = None
+        for key, value in node.items():
+            found += _pop_pretrained(value, f'{where}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for index, item in enumerate(node):
+            found += _pop_pretrained(item, f'{where}[{index}]')
+    return found
+
+
+def fit_to_machine(cfg: Config, training: bool = False) -> List[str]:
+    """Adapt a config to this machine; return what was changed, one line each.
+
+    Without CUDA: gloo replaces nccl; SyncBN (CUDA-only in torch) becomes BN, i.e.
+    per-process batch statistics, whose running averages a hook keeps alike across
+    processes; DDP wraps CPU modules, which must not be given device ids. Everywhere:
+    no more dataloader workers per process than this machine has cores for.
+    """
+    changes = _fit_workers(cfg)
+    if torch.cuda.is_available():
+        return changes
     dist_cfg = cfg.setdefault('env_cfg', ConfigDict()).setdefault('dist_cfg', ConfigDict())
     if cfg.launcher != 'none' and dist_cfg.get('backend', 'nccl') != 'gloo':
         changes.append(f'no CUDA: distributed backend {dist_cfg.get("backend", "nccl")} -> gloo')
@@ -87,13 +151,49 @@ def fit_to_machine(cfg: Config) -> List[str]:
     if count:
         changes.append(f'no CUDA: {count} SyncBN norm_cfg(s) -> BN (SyncBN needs CUDA; '
                        'batch statistics are per process)')
+        if training:
+            _check_batch_norm_batch_size(cfg)
+        if cfg.launcher != 'none':
+            cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
+                dict(type='SyncBatchNormStatsHook')]
+            changes.append('no CUDA: BN running statistics averaged over the processes '
+                           'after every iteration (SyncBatchNormStatsHook), so validation '
+                           'and checkpoints see the same ones')
     if cfg.launcher != 'none':
         wrapper = cfg.get('model_wrapper_cfg') or ConfigDict(
-            type='MMDistributedDataParallel', broadcast_buffers=False,
+            type='MMDistributedDataParallel',
             find_unused_parameters=cfg.get('find_unused_parameters', False))
         wrapper.device_ids = None
         cfg.model_wrapper_cfg = wrapper
     return changes
+
+
+def _fit_workers(cfg: Config) -> List[str]:
+    """Cap each dataloader's workers at this machine's cores per local process."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+    processes = int(os.environ.get('LOCAL_WORLD_SIZE', 1))
+    limit = max(1, (cores or 1) // processes)
+    changes = []
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(name)
+        if loader and loader.get('num_workers', 0) > limit:
+            changes.append(f'{name}.num_workers {loader.num_workers} -> {limit} ({cores} CPU '
+                           f'cores for {processes} process(es))')
+            loader.num_workers = limit
+    return changes
+
+
+def _check_batch_norm_batch_size(cfg: Config) -> None:
+    """BN cannot train on a 1x1 map from one image (UPerHead's pool scale 1); SyncBN
+    could, because it pools the statistics of every GPU's image."""
+    batch = cfg.get('train_dataloader', {}).get('batch_size')
+    pool_scales = cfg.model.get('decode_head', {}).get('pool_scales') or ()
+    if batch == 1 and 1 in pool_scales:
+        raise SetupError(
+            'train_dataloader.batch_size=1 per process cannot train on CPU: SyncBN became BN, '
+            'and BN cannot normalise the 1x1 map of decode_head pool scale 1 from one image '
+            '("Expected more than 1 value per channel when training"); use '
+            '--cfg-options train_dataloader.batch_size=2 or more')
 
 
 def _replace_sync_bn(node) -> int:
@@ -144,16 +244,18 @@ def process_group_released():
 
 
 def allow_mmengine_checkpoints() -> None:
-    """Let torch.load (weights_only by default since torch 2.6) read mmengine's own
-    checkpoints; without this --resume and test-time loading fail.
+    """Let mmengine's own ``torch.load`` calls (``--resume``, ``load_from``, tools/test.py)
+    read its checkpoints where torch loads weights-only by default (2.6+).
 
-    Their message hub holds HistoryBuffers, numpy arrays and scalars (rebuilt by numpy's
-    ``scalar``, a plain constructor) and HistoryBuffer methods that
-    pickle as ``getattr(buffer, 'min')``. Allowing ``getattr`` grants attribute reads
-    only: the weights-only unpickler still calls nothing outside its allow-list.
+    This opts the whole process in, on purpose: mmengine calls torch.load itself, outside
+    ``read_checkpoint``. The message hub holds HistoryBuffers and numpy arrays and
+    scalars; protocol-2 pickles reach nested names through ``getattr``, which grants
+    attribute reads only (the weights-only unpickler still calls nothing outside its
+    allow-list). torch before 2.4 has no allow-list; there torch.load unpickles in full
+    by default, so mmengine reads its files without one.
     """
-    torch.serialization.add_safe_globals(
-        mmengine_safe_globals() + [np.core.multiarray.scalar, getattr])
+    if hasattr(torch.serialization, 'add_safe_globals'):
+        torch.serialization.add_safe_globals(mmengine_globals() + [getattr])
 
 
 def build_runner(cfg: Config, changes: List[str] = ()) -> Runner:

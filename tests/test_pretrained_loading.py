@@ -7,16 +7,26 @@ from mmengine.config import ConfigDict
 from mmengine.logging import MMLogger
 
 from conftest import SMALL, in_eval, max_abs_diff, mmdet_swin, randomize_
+from swin_layouts import official_state_dict
 from swin_mm import SwinBackbone
+from swin_mm.convert import convert_checkpoint
 
 
 class _Lines(logging.Handler):
     def __init__(self):
         super().__init__()
-        self.lines = []
+        self.lines, self.levels = [], []
 
     def emit(self, record):
         self.lines.append(record.getMessage())
+        self.levels.append(record.levelname)
+
+    def clear(self):
+        self.lines.clear()
+        self.levels.clear()
+
+    def at(self, level):
+        return [line for line, name in zip(self.lines, self.levels) if name == level]
 
 
 @pytest.fixture
@@ -24,7 +34,7 @@ def log_lines():
     handler = _Lines()
     logger = MMLogger.get_current_instance()
     logger.addHandler(handler)
-    yield handler.lines
+    yield handler
     logger.removeHandler(handler)
 
 
@@ -48,7 +58,7 @@ def test_loads_every_wrapper_and_prefix(wrapper, prefix, tmp_path, images, log_l
     x = images(1, 90, 77)
     with torch.no_grad():
         assert max_abs_diff(ours(x), peer(x)) <= 1e-5
-    assert not any('missing' in line or 'unexpected' in line for line in log_lines)
+    assert not any('missing' in line or 'unexpected' in line for line in log_lines.lines)
 
 
 def test_window_size_change_resizes_like_mmdet(tmp_path, images):
@@ -103,10 +113,39 @@ def test_missing_and_unexpected_keys_are_one_line_each(tmp_path, log_lines):
     path = tmp_path / 'partial.pth'
     torch.save(state, path)
     _pretrained(path)
-    missing = [line for line in log_lines if 'missing keys' in line]
-    unexpected = [line for line in log_lines if 'unexpected keys' in line]
+    missing = [line for line in log_lines.at('WARNING') if 'missing keys' in line]
+    unexpected = [line for line in log_lines.at('WARNING') if 'unexpected keys' in line]
     assert len(missing) == 1 and 'norm3.weight' in missing[0] and '\n' not in missing[0]
     assert len(unexpected) == 1 and 'head.fc.weight' in unexpected[0]
+
+
+def test_keys_missing_by_design_are_info_with_the_reason(tmp_path, log_lines):
+    """An HTC++ backbone from a released mmdet checkpoint lacks global_attn by design; an
+    official file converted by tools/swin2mm.py lacks the per-stage norms as the raw
+    official file does. Neither is a warning; a key the file should have had still is."""
+    peer = randomize_(mmdet_swin(**SMALL))
+    torch.save({'state_dict': peer.state_dict()}, tmp_path / 'mmdet.pth')
+    _pretrained(tmp_path / 'mmdet.pth', global_attn=True)
+    assert log_lines.at('WARNING') == []
+    assert any(line.startswith('SwinBackbone: global_attn (') and 'starts as an identity (the '
+               'HTC++ global attention layer is new' in line for line in log_lines.at('INFO'))
+
+    official = official_state_dict(SMALL['embed_dims'], SMALL['depths'], SMALL['num_heads'])
+    torch.save({'model': official}, tmp_path / 'official.pth')
+    torch.save({'state_dict': convert_checkpoint({'model': official}).state_dict()},
+               tmp_path / 'converted.pth')
+    for name in ('official.pth', 'converted.pth'):
+        log_lines.clear()
+        _pretrained(tmp_path / name)
+        assert log_lines.at('WARNING') == [], name
+        assert any('norm0, norm1, norm2 keep their initialisation (the checkpoint has no '
+                   'per-stage output norms' in line for line in log_lines.at('INFO')), name
+
+    del official['layers.1.blocks.0.norm1.weight']
+    torch.save({'model': official}, tmp_path / 'partial.pth')
+    _pretrained(tmp_path / 'partial.pth')
+    assert any('missing keys 1 (stages.1.blocks.0.norm1.weight)' in line
+               for line in log_lines.at('WARNING'))
 
 
 def test_shape_mismatch_is_a_clear_error(tmp_path):

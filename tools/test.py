@@ -5,8 +5,8 @@
 --tta wraps the model in the config's tta_model and tests with its tta_pipeline
 (multi-scale + flip for the ADE20K configs).
 """
-from swin_mm.runner_setup import (build_runner, fit_to_machine, load_config, parse_tool_args,
-                                  process_group_released, tool_parser, use_tta)
+from swin_mm.runner_setup import (build_runner, fit_to_machine, load_config, one_line_errors,
+                                  parse_tool_args, process_group_released, tool_parser, use_tta)
 
 
 def main(argv=None):
@@ -14,13 +14,14 @@ def main(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
     args = parse_tool_args(parser, argv)
-    cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
-    cfg.load_from = args.checkpoint
-    if args.tta:
-        use_tta(cfg)
-    changes = fit_to_machine(cfg)
-    with process_group_released():
-        build_runner(cfg, changes).test()
+    with one_line_errors():
+        cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
+        cfg.load_from = args.checkpoint
+        if args.tta:
+            use_tta(cfg)
+        changes = fit_to_machine(cfg)
+        with process_group_released():
+            build_runner(cfg, changes).test()
 
 
 if __name__ == '__main__':
