@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import datetime
 import gc
+import inspect
 import os
 import os.path as osp
 import sys
@@ -15,6 +16,7 @@ from typing import List, Optional
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.device import get_device
 from mmengine.registry import RUNNERS, init_default_scope
@@ -161,11 +163,20 @@ def fit_to_machine(cfg: Config, training: bool = False) -> List[str]:
                            'and checkpoints see the same ones')
     if cfg.launcher != 'none':
         wrapper = cfg.get('model_wrapper_cfg') or ConfigDict(
-            type='MMDistributedDataParallel',
+            type='MMDistributedDataParallel', **_no_buffer_broadcast(),
             find_unused_parameters=cfg.get('find_unused_parameters', False))
         wrapper.device_ids = None
         cfg.model_wrapper_cfg = wrapper
     return changes
+
+
+def _no_buffer_broadcast() -> dict:
+    """DDP option for mmengine's default of not broadcasting buffers before each forward:
+    ``forward_sync_buffers`` from torch 2.13, ``broadcast_buffers`` (deprecated there)
+    before."""
+    if 'forward_sync_buffers' in inspect.signature(DistributedDataParallel).parameters:
+        return dict(forward_sync_buffers=False)
+    return dict(broadcast_buffers=False)
 
 
 def _fit_workers(cfg: Config) -> List[str]:

@@ -1,0 +1,160 @@
+"""Every recipe config in configs/ runs for real on the synthetic data.
+
+Each config trains 2 iterations, resumes (--resume) for one more, then fine-tunes one
+iteration with ``load_from``, in one process and in the order mmengine's Runner works:
+the tools' allow-list first, then the backbone's Pretrained init_cfg read through ``read_checkpoint``, then mmengine's
+own ``torch.load`` of its checkpoint. Real mmengine Runner, mmdet/mmseg datasets,
+pipelines, heads and metrics (CocoMetric, IoUMetric). The data sits where the configs
+look (``data/coco``, ``data/ade``), so no data path is overridden; the test-side
+override shrinks image sizes 8x, proposal and RoI counts in proportion, and the backbone
+to a small SwinBackbone (its window, pretraining size and HTC++ global attention stay).
+"""
+import glob
+import os
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from swin_layouts import official_state_dict
+from swin_mm.checkpoint_io import read_checkpoint
+from swin_mm.runner_setup import build_runner, fit_to_machine, load_config
+from swin_mm.synthetic import write_ade20k, write_coco
+
+REPO = Path(__file__).resolve().parents[1]
+
+DETECTION = ['cascade_mask_rcnn_swin_t_coco_3x.py', 'cascade_mask_rcnn_swin_s_coco_3x.py',
+             'cascade_mask_rcnn_swin_b_coco_3x.py', 'htcpp_swin_b_coco.py',
+             'htcpp_swin_l_coco.py']
+SEGMENTATION = ['upernet_swin_t_ade20k.py', 'upernet_swin_s_ade20k.py',
+                'upernet_swin_b_ade20k.py', 'upernet_swin_b_22k_ade20k_640.py',
+                'upernet_swin_l_22k_ade20k_640.py']
+SMALL_SWIN = dict(embed_dims=32, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8])
+SCALE_DOWN = 8
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+    """The synthetic COCO and ADE20K data in the configs' default data_root layout."""
+    root = tmp_path_factory.mktemp('recipes')
+    write_coco(root / 'data/coco', num_train=2, num_val=2, size=64)
+    write_ade20k(root / 'data/ade', num_train=4, num_val=2, size=64)
+    return root
+
+
+def _scaled(value):
+    if isinstance(value, int):
+        return max(1, value // SCALE_DOWN)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_scaled(v) for v in value)
+    return value
+
+
+def _scale_transforms(node) -> None:
+    """Divide every transform's scale/scales/crop_size by SCALE_DOWN, in place."""
+    if isinstance(node, dict):
+        for key in ('scale', 'scales', 'crop_size'):
+            if key in node:
+                node[key] = _scaled(node[key])
+        for value in node.values():
+            _scale_transforms(value)
+    elif isinstance(node, list):
+        for item in node:
+            _scale_transforms(item)
+
+
+def shrink_for_cpu(cfg) -> None:
+    """The test-side override: 1/8 image sizes, proposals and sampled RoIs cut to match,
+    one image per detection batch (RoIs are the heads' batch), a small backbone, data
+    loaded in-process, and every detection scored (an untrained 81-way classifier gives
+    each class about 1/81, below the recipe's 0.05 threshold), 10 per image."""
+    for split in ('train', 'val', 'test'):
+        loader = cfg[f'{split}_dataloader']
+        _scale_transforms(loader.dataset.pipeline)
+        loader.update(num_workers=0, persistent_workers=False)
+    model = cfg.model
+    if model.data_preprocessor.get('size'):
+        model.data_preprocessor.size = _scaled(model.data_preprocessor.size)
+    model.backbone.update(SMALL_SWIN)
+    channels = [SMALL_SWIN['embed_dims'] * 2 ** i for i in range(4)]
+    if 'neck' in model:
+        model.neck.in_channels = channels
+        cfg.train_dataloader.batch_size = 1
+        model.train_cfg.rpn_proposal.update(nms_pre=100, max_per_img=50)
+        for stage in model.train_cfg.rcnn:
+            stage.sampler.num = 8
+        model.test_cfg.rpn.update(nms_pre=100, max_per_img=20)
+        model.test_cfg.rcnn.update(score_thr=0.0, max_per_img=10)
+    else:
+        model.decode_head.in_channels = channels
+        model.auxiliary_head.in_channels = channels[model.auxiliary_head.in_index]
+
+
+def _stand_in_pretrained(cfg, path) -> str:
+    """An official-layout (microsoft/Swin-Transformer) file for the shrunk backbone, in
+    place of the config's ImageNet URL."""
+    backbone = cfg.model.backbone
+    torch.save({'model': official_state_dict(
+        SMALL_SWIN['embed_dims'], SMALL_SWIN['depths'], SMALL_SWIN['num_heads'],
+        window_size=backbone.window_size, img_size=backbone.pretrain_img_size)}, path)
+    return str(path)
+
+
+def _run(name, work_dir, phase, pretrained, options):
+    """One real Runner, built as tools/train.py builds it (allow-list included); its log."""
+    cfg = load_config(str(REPO / 'configs' / name), str(work_dir))
+    shrink_for_cpu(cfg)
+    cfg.model.backbone.init_cfg.checkpoint = pretrained
+    cfg.experiment_name = f'{os.path.splitext(name)[0]}_{phase}'
+    cfg.visualizer.name = cfg.experiment_name  # one visualizer per Runner in this process
+    cfg.default_hooks.logger.interval = 1
+    cfg.merge_from_dict(options)
+    build_runner(cfg, fit_to_machine(cfg, training=True)).train()
+    logs = sorted(glob.glob(str(work_dir / '*' / '*.log')), key=os.path.getmtime)
+    return open(logs[-1]).read()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', DETECTION + SEGMENTATION)
+def test_recipe_trains_resumes_and_fine_tunes(name, data_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(data_dir)  # the configs' data_root 'data/coco/', 'data/ade/...'
+    detection = name in DETECTION
+    cfg = load_config(str(REPO / 'configs' / name))
+    assert cfg.model.backbone.init_cfg.type == 'Pretrained'
+    pretrained = _stand_in_pretrained(cfg, tmp_path / 'pretrained.pth')
+    work = tmp_path / 'work'
+    length = 'train_cfg.max_epochs' if detection else 'train_cfg.max_iters'
+    first = 1 if detection else 2  # 2 iterations: an epoch of 2 images / 2 iterations
+    # Resuming and fine-tuning run one iteration each: one image per epoch, no validation.
+    once = {'train_cfg.val_begin': 100,
+            **({'train_dataloader.dataset.indices': 1} if detection else {})}
+
+    log = _run(name, work, 'train', pretrained, {length: first})
+    assert f'SwinBackbone: loaded {pretrained} (official layout' in log
+    assert 'norm0, norm1, norm2 keep their initialisation' in log
+    assert not re.search(r'WARNING - SwinBackbone', log)
+    if 'htcpp' in name:
+        assert re.search(r'INFO - SwinBackbone: global_attn \(\d+ tensors\) starts as an '
+                         r'identity', log)
+    assert ('Epoch(train) [1][2/2]' if detection else 'Iter(train) [2/2]') in log
+    metric = r'coco/bbox_mAP: -?\d\.\d+ .*coco/segm_mAP: -?\d\.\d+' if detection else \
+        r'mIoU: \d+\.\d+'
+    assert re.search(metric, log), log[-3000:]
+    checkpoint = work / ('epoch_1.pth' if detection else 'iter_2.pth')
+    # read_checkpoint takes mmengine's file (numpy scalars, HistoryBuffers) as torch's
+    # full unpickler reads it.
+    ours, full = read_checkpoint(str(checkpoint)), torch.load(checkpoint, weights_only=False)
+    assert ours['meta'] == full['meta'] and ours['state_dict'].keys() == full['state_dict'].keys()
+    assert all(torch.equal(ours['state_dict'][k], v) for k, v in full['state_dict'].items())
+
+    log = _run(name, work, 'resume', pretrained,
+               {'resume': True, length: first + 1, **once})
+    assert re.search(rf'resumed epoch: {1 if detection else 0}, iter: 2', log)
+    assert ('Epoch(train) [2][1/1]' if detection else 'Iter(train) [3/3]') in log
+
+    last = work / ('epoch_2.pth' if detection else 'iter_3.pth')
+    log = _run(name, tmp_path / 'fine_tune', 'load_from', pretrained,
+               {'load_from': str(last), length: 1, **once})
+    assert f'Load checkpoint from {last}' in log
+    assert ('Epoch(train) [1][1/1]' if detection else 'Iter(train) [1/1]') in log
