@@ -2,8 +2,8 @@
 
 Each config trains 2 iterations, resumes (--resume) for one more, then fine-tunes one
 iteration with ``load_from``, in one process and in the order mmengine's Runner works:
-the tools' allow-list first, then the backbone's Pretrained init_cfg read through ``read_checkpoint``, then mmengine's
-own ``torch.load`` of its checkpoint. Real mmengine Runner, mmdet/mmseg datasets,
+the tools' allow-list first, then the backbone's Pretrained init_cfg read through
+``read_checkpoint``, then mmengine's own ``torch.load`` of its checkpoint. Real mmengine Runner, mmdet/mmseg datasets,
 pipelines, heads and metrics (CocoMetric, IoUMetric). The data sits where the configs
 look (``data/coco``, ``data/ade``), so no data path is overridden; the test-side
 override shrinks image sizes 8x, proposal and RoI counts in proportion, and the backbone
