@@ -1,24 +1,40 @@
 # Two entry points for a fresh machine: `make demo` (the embedded training demo) and
-# `make test` (the whole test suite). Both create/refresh .venv first (idempotent).
+# `make test` (the whole test suite). Both create/refresh their virtual environments
+# first (idempotent; see tools/setup_env.sh).
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
+COMPAT_VENV ?= .venv-torch2.1
+COMPAT_PYTHON := $(COMPAT_VENV)/bin/python
+GOLDENS := work_dirs/goldens
 
-.PHONY: setup test demo benchmark
+.PHONY: setup setup-compat test test-main test-compat demo benchmark
 
 setup:
-	VENV=$(VENV) tools/setup_env.sh
+	VENV=$(VENV) tools/setup_env.sh main
 
-test: setup
+setup-compat:
+	VENV=$(COMPAT_VENV) tools/setup_env.sh compat
+
+# The whole suite on the main stack (torch 2.13), then the backbone, conversion and
+# loading tests on torch 2.1.2 with mmcv built without ops, against what mmdet's
+# SwinTransformer computes on the main stack in this same run.
+test: test-main test-compat
+
+test-main: setup
 	$(PYTHON) -m pytest
 
-# Synthetic ADE20K-layout data -> UPerNet + SwinBackbone trained by tools/dist_train.sh on
-# 2 processes (gloo without CUDA) -> mIoU (mmseg IoUMetric), curves.png, predictions.png
-# in work_dirs/demo/ (recreated on every run).
+test-compat: setup setup-compat
+	$(PYTHON) tests/goldens.py $(GOLDENS)
+	SWIN_MM_GOLDENS=$(GOLDENS) $(COMPAT_PYTHON) -m pytest tests/test_against_goldens.py
+
 # Swin-T vs mmdet 3.3's and timm's Swin: speed, memory, GFLOP/s (table + benchmark.json).
 benchmark: setup
 	$(PYTHON) tools/benchmark.py --arch T --sizes 224x224 227x301 512x512 800x1344 \
 		--train-size 512x512 --with-timm --json benchmark.json
 
+# Synthetic ADE20K-layout data -> UPerNet + SwinBackbone trained by tools/dist_train.sh on
+# 2 processes (gloo without CUDA) -> mIoU (mmseg IoUMetric), curves.png, predictions.png
+# in work_dirs/demo/ (recreated on every run).
 demo: setup
 	rm -rf work_dirs/demo
 	$(PYTHON) tools/make_synthetic_data.py ade20k work_dirs/demo/data \
