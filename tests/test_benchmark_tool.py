@@ -5,7 +5,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+from swin_mm import SwinBackbone
+from swin_mm.benchmark.machine import cpu_model
 from swin_mm.benchmark.models import parse_size
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,7 +25,8 @@ def test_benchmark_runs_end_to_end_and_writes_the_report(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert '| forward 45x61 b1 | ours |' in done.stdout
     report = json.loads(report_path.read_text())
-    assert report['matmul_peak_gflops'] > 0
+    assert report['machine'].startswith(cpu_model()) and cpu_model() in done.stdout
+    assert (report['device'], report['dtype']) == ('cpu', 'fp32')
     assert [case['case'] for case in report['cases']] == [
         'forward 45x61 b1', 'forward 224x224 b1', 'train 32x32 b2']
     odd, square, train = report['cases']
@@ -41,8 +45,26 @@ def test_benchmark_runs_end_to_end_and_writes_the_report(tmp_path):
         for stats in case['impls'].values():
             assert stats['runs'] == 2
             assert 0 < stats['min_ms'] <= stats['median_ms'] <= stats['max_ms']
-            assert stats['gflops'] > 0 and stats['fraction_of_peak'] > 0
-            assert stats['peak_mib'] >= 0 and stats['method'] == 'VmHWM after clear_refs'
+            assert stats['gflops'] == pytest.approx(case['gflop'] / (stats['median_ms'] / 1e3))
+            assert stats['fraction_of_peak'] == pytest.approx(
+                stats['gflops'] / report['matmul_peak_gflops'])
+            assert stats['method'] == 'VmHWM after clear_refs'
+    # The probe's baseline is taken after a warm-up step, so the process then holds every
+    # weight and its gradient; the step itself adds its activations on top.
+    model = SwinBackbone(embed_dims=96, depths=(2, 1, 1, 1), num_heads=(3, 6, 12, 24))
+    parameters_mib = sum(p.numel() * 4 for p in model.parameters()) / 2 ** 20
+    for stats in train['impls'].values():
+        assert stats['baseline_mib'] >= 2 * parameters_mib and stats['peak_mib'] > 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the message without a GPU')
+def test_cuda_without_a_gpu_is_a_one_line_error():
+    done = subprocess.run([sys.executable, str(REPO / 'tools' / 'benchmark.py'),
+                           '--device', 'cuda'], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].endswith(
+        f'expected a CUDA device, found none (torch {torch.__version__}, CUDA build: '
+        f'{torch.version.cuda})')
 
 
 @pytest.mark.parametrize('text', ['512', '512x', 'axb', '0x5'])

@@ -61,12 +61,25 @@ def peak_step_memory_mib(step) -> dict:
                 method='VmHWM after clear_refs' if exact else 'ru_maxrss (upper bound)')
 
 
+def peak_cuda_step_memory_mib(step, device: torch.device) -> dict:
+    """CUDA: the caching allocator tracks every tensor, so one process is exact."""
+    step()
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    baseline = torch.cuda.memory_allocated(device)
+    step()
+    peak = torch.cuda.max_memory_allocated(device)
+    return dict(peak_mib=(peak - baseline) / 2 ** 20, baseline_mib=baseline / 2 ** 20,
+                method='torch.cuda.max_memory_allocated')
+
+
 def measure_in_subprocess(impl: str, arch: str, depths, size, batch: int, mode: str,
-                          with_cp: bool = False, threads: int = 0) -> dict:
+                          with_cp: bool = False, threads: int = 0,
+                          dtype: str = 'fp32') -> dict:
     """Run this module as a script in a fresh interpreter and return its JSON line."""
     command = [sys.executable, '-m', 'swin_mm.benchmark.memory', '--impl', impl,
                '--arch', arch, '--size', f'{size[0]}x{size[1]}', '--batch', str(batch),
-               '--mode', mode, '--threads', str(threads)]
+               '--mode', mode, '--threads', str(threads), '--dtype', dtype]
     if depths is not None:
         command += ['--depths', ','.join(map(str, depths))]
     if with_cp:
@@ -79,7 +92,7 @@ def measure_in_subprocess(impl: str, arch: str, depths, size, batch: int, mode: 
 
 
 def main(argv=None) -> None:
-    from .models import arch_kwargs, build, parse_size
+    from .models import DTYPES, arch_kwargs, build, parse_size
     from .steps import forward_step, training_step
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--impl', required=True)
@@ -90,6 +103,7 @@ def main(argv=None) -> None:
     parser.add_argument('--mode', choices=('forward', 'train'), required=True)
     parser.add_argument('--with-cp', action='store_true')
     parser.add_argument('--threads', type=int, default=0)
+    parser.add_argument('--dtype', choices=sorted(DTYPES), default='fp32')
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -97,7 +111,7 @@ def main(argv=None) -> None:
                   img_size=args.size)
     images = torch.randn(args.batch, 3, *args.size)
     make_step = forward_step if args.mode == 'forward' else training_step
-    print(json.dumps(peak_step_memory_mib(make_step(model, images))))
+    print(json.dumps(peak_step_memory_mib(make_step(model, images, DTYPES[args.dtype]))))
 
 
 if __name__ == '__main__':

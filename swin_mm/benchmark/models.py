@@ -107,6 +107,10 @@ def build(impl: str, kwargs: dict, with_cp: bool = False, seed: int = 0,
     return model
 
 
+# Benchmark precisions: float32, or bfloat16 autocast (mixed precision, as trained).
+DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16}
+
+
 def parse_size(text: str) -> Tuple[int, int]:
     """'800x1344' -> (800, 1344) (height x width)."""
     try:
