@@ -17,6 +17,10 @@ from .checkpoint_io import CheckpointError, read_checkpoint, write_checkpoint
 from .convert import LAYOUTS, Conversion, convert_checkpoint
 
 
+# Relative to the output scale: float32 rounding of two orders of summation.
+VERIFY_TOLERANCE = 1e-4
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f'{self.prog}: error: {message}\n')
@@ -31,7 +35,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--layout', choices=LAYOUTS, help='force a layout instead of detecting')
     parser.add_argument('--verify', action='store_true',
                         help='build SwinBackbone from the inferred architecture, load the '
-                             'result strictly and run one forward pass')
+                             'result strictly and check one forward pass of its fast '
+                             'kernels against the plain-ops reference')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing DST')
     parser.add_argument('--unsafe-load', action='store_true',
                         help='allow arbitrary unpickling of SRC (only for trusted files)')
@@ -60,16 +65,30 @@ def _sha256(path: str) -> str:
 
 
 def verify(conversion: Conversion, architecture: dict) -> None:
-    """Strict load into a SwinBackbone of the inferred architecture, then one forward."""
+    """Strict load into a SwinBackbone of the inferred architecture, then one forward of
+    the fast kernels checked against the plain-ops reference: a torch whose fused kernel
+    misbehaves (the CPU flash kernel of torch 2.3-2.7 misread strided masks) gives finite
+    but wrong features, which only a comparison can see."""
     from .models import SwinBackbone
     arguments = {**architecture, 'drop_path_rate': 0.0,
                  'pretrain_img_size': architecture['pretrain_img_size'] or 224}
-    model = SwinBackbone(**arguments).eval()
-    model.load_state_dict(conversion.backbone, strict=True)
-    with torch.no_grad():
-        outputs = model(torch.randn(1, architecture['in_channels'], 128, 128))
-    if not all(torch.isfinite(out).all() for out in outputs):
+    images = torch.randn(1, architecture['in_channels'], 128, 160,
+                         generator=torch.Generator().manual_seed(0))
+    features = {}
+    for kernels in ('auto', 'reference'):
+        model = SwinBackbone(**arguments, kernels=kernels).eval()
+        model.load_state_dict(conversion.backbone, strict=True)
+        with torch.no_grad():
+            features[kernels] = model(images)
+    if not all(torch.isfinite(out).all() for out in features['reference']):
         raise CheckpointError('verify: expected finite features, found NaN or inf')
+    for stage, (fast, plain) in enumerate(zip(features['auto'], features['reference'])):
+        error = float((fast - plain).abs().max()) / max(1.0, float(plain.abs().max()))
+        if not error <= VERIFY_TOLERANCE:
+            raise CheckpointError(
+                f'verify: expected the fast kernels to match the reference within '
+                f'{VERIFY_TOLERANCE:g}, found {error:.3g} at stage {stage} (torch '
+                f'{torch.__version__}); build SwinBackbone with kernels="reference"')
 
 
 def _describe(conversion: Conversion, architecture: dict) -> List[str]:
@@ -98,7 +117,8 @@ def convert_file(src: str, dst: str, layout: Optional[str] = None, overwrite: bo
     lines = _describe(conversion, architecture)
     if run_verify:
         verify(conversion, architecture)
-        lines.append('verify: strict load and one forward pass OK')
+        lines.append('verify: strict load and one forward pass OK '
+                     '(fast kernels match the reference)')
     meta = dict(converted_by=f'swin_mm {__version__} tools/swin2mm.py',
                 source=os.path.abspath(src), source_sha256=_sha256(src),
                 layout=conversion.layout, architecture=architecture)
