@@ -8,7 +8,8 @@
 _base_ = ['../cascade-mask-rcnn_swin-t-p4-w7_fpn_4conv1fc-giou_ms-crop-3x_coco.py']
 
 data_root = 'work_dirs/synthetic_coco/'
-classes = ('circle', 'square', 'triangle', 'striped_hexagon')
+# The synthetic shapes are annotated as four real COCO categories (in COCO id order).
+classes = ('umbrella', 'frisbee', 'kite', 'book')
 num_classes = len(classes)
 channels = 64
 max_epochs = 1
