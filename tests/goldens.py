@@ -14,6 +14,10 @@ import sys
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # also run as a script
+from conftest import SMALL, randomize_  # noqa: E402
+from swin_layouts import official_from_timm, timm_swin  # noqa: E402
+
 # Two heads in every stage: the torch 2.3-2.7 CPU flash kernel misread our
 # multi-head mask, and a one-head stage hides that fault.
 ARCH = dict(embed_dims=32, depths=(2, 2, 2, 2), num_heads=(2, 2, 4, 8), window_size=7)
@@ -50,9 +54,6 @@ def _official_checkpoint():
     """An official-layout file (from timm's model, which uses the official names) whose
     final norm is the identity: mmdet ignores that norm and we load it into norm3, so
     only then do both compute the same function."""
-    sys.path.insert(0, os.path.dirname(__file__))
-    from conftest import SMALL
-    from swin_layouts import official_from_timm, timm_swin
     arch = {**SMALL, 'num_heads': ARCH['num_heads']}
     official = official_from_timm(timm_swin(arch, 224, seed=3))
     official['norm.weight'] = torch.ones_like(official['norm.weight'])
@@ -63,8 +64,6 @@ def _official_checkpoint():
 def make(directory: str) -> None:
     """Write GOLDENS_FILE and OFFICIAL_FILE into `directory` (created if needed)."""
     from mmengine.config import ConfigDict
-    sys.path.insert(0, os.path.dirname(__file__))
-    from conftest import randomize_
     os.makedirs(directory, exist_ok=True)
     peer = randomize_(_mmdet_swin(), seed=0)
     peer.eval()  # mmdet's train() returns None

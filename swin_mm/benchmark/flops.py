@@ -5,6 +5,8 @@ from typing import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from .steps import finish
+
 
 def count_flops(step: Callable[[], object]) -> int:
     """Floating-point operations of matmuls, convolutions and attention in one step."""
@@ -24,11 +26,9 @@ def matmul_peak_gflops(device: torch.device = torch.device('cpu'),
     torch.mm(a, b, out=out)
     best = float('inf')
     for _ in range(repeats):
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
+        finish(device)
         start = time.perf_counter()
         torch.mm(a, b, out=out)
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
+        finish(device)
         best = min(best, time.perf_counter() - start)
     return 2 * size ** 3 / best / 1e9

@@ -62,9 +62,9 @@ def peak_step_memory_mib(step) -> dict:
 
 
 def peak_cuda_step_memory_mib(step, device: torch.device) -> dict:
-    """CUDA: the caching allocator tracks every tensor, so one process is exact."""
+    """CUDA: the caching allocator tracks every tensor, so one process is exact. The
+    steps wait for the device themselves (steps.finish)."""
     step()
-    torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     baseline = torch.cuda.memory_allocated(device)
     step()

@@ -15,7 +15,8 @@ def _precision(device: torch.device, dtype: Optional[torch.dtype]):
     return torch.autocast(device.type, dtype=dtype)
 
 
-def _finish(device: torch.device) -> None:
+def finish(device: torch.device) -> None:
+    """Wait for queued device work (CUDA runs asynchronously), so a clock reads the work."""
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
 
@@ -28,7 +29,7 @@ def forward_step(model: torch.nn.Module, images: torch.Tensor,
     def run():
         with torch.no_grad(), _precision(images.device, dtype):
             outputs = model(images)
-        _finish(images.device)
+        finish(images.device)
         return outputs
     return run
 
@@ -44,6 +45,6 @@ def training_step(model: torch.nn.Module, images: torch.Tensor,
         with _precision(images.device, dtype):
             loss = sum(out.float().mean() for out in model(images))
         loss.backward()
-        _finish(images.device)
+        finish(images.device)
         return loss
     return run
