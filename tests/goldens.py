@@ -15,7 +15,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # also run as a script
-from conftest import SMALL, randomize_  # noqa: E402
+from helpers import SMALL, randomize_  # noqa: E402
 from swin_layouts import official_from_timm, timm_swin  # noqa: E402
 
 # Two heads in every stage: the torch 2.3-2.7 CPU flash kernel misread our

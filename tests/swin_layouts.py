@@ -4,7 +4,7 @@ import re
 
 import torch
 
-from conftest import in_eval, randomize_
+from helpers import in_eval, randomize_
 
 
 def timm_swin(arch, img_size, window_size=7, seed=0):

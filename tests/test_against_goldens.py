@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 
 import goldens as G
-from conftest import assert_same_gradient, max_abs_diff
+from helpers import assert_same_gradient, max_abs_diff
 from swin_mm import SwinBackbone
-from swin_mm.checkpoint_io import CheckpointError, read_checkpoint
+from swin_mm.checkpoints import CheckpointError, read_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNELS = ['auto', 'reference']

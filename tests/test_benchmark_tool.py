@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from swin_mm import SwinBackbone
-from swin_mm.benchmark.machine import cpu_model
-from swin_mm.benchmark.models import parse_size
+from swin_mm_dev.benchmark.machine import cpu_model
+from swin_mm_dev.benchmark.models import parse_size
 
 REPO = Path(__file__).resolve().parents[1]
 

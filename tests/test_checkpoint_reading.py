@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SMALL
+from helpers import SMALL
 from swin_mm import SwinBackbone
-from swin_mm.checkpoint_io import CheckpointError, read_checkpoint
-from swin_mm.runner_setup import allow_mmengine_checkpoints
+from swin_mm.checkpoints import CheckpointError, read_checkpoint
+from swin_mm_dev.runner_setup import allow_mmengine_checkpoints
 
 
 def _mmengine_style(path):

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import SMALL, randomize_
+from helpers import SMALL, randomize_
 from swin_mm import SwinBackbone
 
 # A narrow model (few channels, one block per stage but the shifted block of stage 0

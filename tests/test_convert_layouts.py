@@ -4,22 +4,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import SMALL, in_eval, max_abs_diff, randomize_
+from helpers import SMALL, TINY, in_eval, max_abs_diff, pretrained, randomize_
 from swin_layouts import official_from_timm, official_state_dict, timm_swin
 from swin_mm import SwinBackbone
-from swin_mm.checkpoint_io import CheckpointError
-from swin_mm.convert import convert_checkpoint
+from swin_mm.checkpoints import CheckpointError
+from swin_mm.checkpoints.layouts import convert_checkpoint
 
 # Stages of 112x168 .. 14x21 tokens: all larger than window 7 and divisible by it, where
 # timm (fixed-size, windows decided at construction) and the dense-prediction Swin agree.
 IMG_SIZE = (448, 672)
-
-
-def _pretrained(path, **kwargs):
-    model = SwinBackbone(drop_path_rate=0.0, init_cfg=dict(type='Pretrained', checkpoint=str(path)),
-                         **{**SMALL, **kwargs})
-    model.init_weights()
-    return model.eval()
 
 
 def _timm_stage_features(model, images, output_norms):
@@ -58,7 +51,7 @@ def test_official_and_timm_match_timm_forward(layout, tmp_path, images):
     torch.save({'model': official} if layout == 'official' else source.state_dict(), path)
     assert convert_checkpoint(torch.load(path)).layout == layout
 
-    ours = _pretrained(path)
+    ours = pretrained(path)
     randomize_(torch.nn.ModuleList([ours.norm0, ours.norm1, ours.norm2]), seed=5)
     norms = _norm_params(ours, 3) + [(reference.norm.weight, reference.norm.bias)]
     x = images(1, *IMG_SIZE)
@@ -73,7 +66,7 @@ def test_window_12_official_matches_timm(tmp_path, images):
     source = timm_swin(arch, 768, window_size=12)
     path = tmp_path / 'w12.pth'
     torch.save({'model': official_from_timm(source)}, path)
-    ours = _pretrained(path, window_size=12, **arch)
+    ours = pretrained(path, window_size=12, **arch)
     randomize_(torch.nn.ModuleList([ours.norm0, ours.norm1, ours.norm2]), seed=5)
     norms = _norm_params(ours, 3) + [(source.norm.weight, source.norm.bias)]
     x = images(1, 768, 768)
@@ -92,7 +85,7 @@ def test_mmpretrain_matches_mmpretrain_forward(tmp_path, images):
     conversion = convert_checkpoint(torch.load(path))
     assert conversion.layout == 'mmpretrain'
     assert conversion.dropped == ['head.fc.weight', 'head.fc.bias']
-    ours = _pretrained(path)
+    ours = pretrained(path)
     x = images(1, 448, 448)
     with torch.no_grad():
         assert max_abs_diff(ours(x), peer(x)) <= 1e-5
@@ -193,7 +186,7 @@ def test_peer_converted_files_load_with_their_leftovers(peer_converter, tmp_path
     conversion = convert_checkpoint(torch.load(path))
     assert conversion.layout == 'mmdet' and conversion.renamed == 2
     assert all(k.endswith('attn_mask') for k in conversion.dropped)
-    ours = _pretrained(path)
+    ours = pretrained(path)
     randomize_(torch.nn.ModuleList([ours.norm0, ours.norm1, ours.norm2]), seed=5)
     norms = _norm_params(ours, 3) + [(source.norm.weight, source.norm.bias)]
     x = images(1, *IMG_SIZE)
@@ -201,28 +194,16 @@ def test_peer_converted_files_load_with_their_leftovers(peer_converter, tmp_path
         assert max_abs_diff(ours(x), _timm_stage_features(source, x, norms)) <= 1e-5
 
 
-def test_official_file_through_init_cfg_logs_new_norms_not_missing(tmp_path):
+def test_official_file_through_init_cfg_logs_new_norms_not_missing(tmp_path, log_lines):
     """init_cfg=Pretrained with the official Swin-T file name and layout, full size."""
-    import logging
-
-    from mmengine.logging import MMLogger
-    from conftest import TINY
     path = tmp_path / 'swin_tiny_patch4_window7_224.pth'
     official = official_state_dict(96, (2, 2, 6, 2), (3, 6, 12, 24))
     torch.save({'model': official}, path)
-    lines = []
-    handler = logging.Handler()
-    handler.emit = lambda record: lines.append((record.levelno, record.getMessage()))
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    try:
-        model = SwinBackbone(**TINY, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
-        model.init_weights()
-    finally:
-        logger.removeHandler(handler)
-    assert any('official layout' in m for _, m in lines)
-    assert any('norm0, norm1, norm2 keep their initialisation' in m for _, m in lines)
-    assert not any(level >= logging.WARNING for level, _ in lines), lines
+    model = SwinBackbone(**TINY, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model.init_weights()
+    assert any('official layout' in m for m in log_lines.lines)
+    assert any('norm0, norm1, norm2 keep their initialisation' in m for m in log_lines.lines)
+    assert not log_lines.at('WARNING') and not log_lines.at('ERROR'), log_lines.lines
     assert torch.equal(model.norm3.bias, official['norm.bias'])
     assert torch.equal(model.stages[1].blocks[1].attn.w_msa.qkv.weight,
                        official['layers.1.blocks.1.attn.qkv.weight'])

@@ -12,7 +12,7 @@ import functools
 import pytest
 import torch
 
-from conftest import SMALL, max_abs_diff, mmdet_swin, randomize_, twin_of
+from helpers import SMALL, max_abs_diff, mmdet_swin, randomize_, twin_of
 from swin_mm.kernels import attention, mlp, partition, select_kernels
 from swin_mm.models.layers import SwinFFN, WindowAttention
 from swin_mm.models.windows import WindowGeometry

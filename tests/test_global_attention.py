@@ -2,7 +2,7 @@
 import torch
 from mmengine.optim import build_optim_wrapper
 
-from conftest import SMALL, in_eval, max_abs_diff, mmdet_swin, randomize_
+from helpers import SMALL, in_eval, max_abs_diff, mmdet_swin, randomize_
 from swin_mm import SwinBackbone
 
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import SMALL, in_eval, max_abs_diff, mmdet_swin, randomize_, twin_of
+from helpers import SMALL, in_eval, max_abs_diff, mmdet_swin, randomize_, twin_of
 from swin_mm import SwinBackbone
 
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import (
+from helpers import (
     SMALL, TINY, assert_same_gradient, max_abs_diff, mmdet_swin, randomize_, twin_of
 )
 from swin_mm.kernels.attention import _WindowAttention

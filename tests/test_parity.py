@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import (
+from helpers import (
     SMALL, TINY, assert_same_gradient, in_eval, max_abs_diff, mmdet_swin, mmseg_swin,
     randomize_, twin_of
 )

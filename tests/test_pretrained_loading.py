@@ -1,48 +1,13 @@
 """init_cfg=dict(type='Pretrained') loading of this plugin's (mmdet/mmseg) layout."""
-import logging
 
 import pytest
 import torch
 from mmengine.config import ConfigDict
-from mmengine.logging import MMLogger
 
-from conftest import SMALL, in_eval, max_abs_diff, mmdet_swin, randomize_
+from helpers import SMALL, in_eval, max_abs_diff, mmdet_swin, pretrained, randomize_
 from swin_layouts import official_state_dict
 from swin_mm import SwinBackbone
-from swin_mm.convert import convert_checkpoint
-
-
-class _Lines(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.lines, self.levels = [], []
-
-    def emit(self, record):
-        self.lines.append(record.getMessage())
-        self.levels.append(record.levelname)
-
-    def clear(self):
-        self.lines.clear()
-        self.levels.clear()
-
-    def at(self, level):
-        return [line for line, name in zip(self.lines, self.levels) if name == level]
-
-
-@pytest.fixture
-def log_lines():
-    handler = _Lines()
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
-
-
-def _pretrained(path, **kwargs):
-    model = SwinBackbone(drop_path_rate=0.0, init_cfg=dict(type='Pretrained', checkpoint=str(path)),
-                         **{**SMALL, **kwargs})
-    model.init_weights()
-    return model.eval()
+from swin_mm.checkpoints.layouts import convert_checkpoint
 
 
 @pytest.mark.parametrize('wrapper', ['state_dict', 'model', None])
@@ -54,7 +19,7 @@ def test_loads_every_wrapper_and_prefix(wrapper, prefix, tmp_path, images, log_l
         state['neck.lateral_convs.0.conv.weight'] = torch.zeros(1)  # other detector parts
     path = tmp_path / 'ckpt.pth'
     torch.save({wrapper: state, 'meta': {'epoch': 3}} if wrapper else state, path)
-    ours = _pretrained(path)
+    ours = pretrained(path)
     x = images(1, 90, 77)
     with torch.no_grad():
         assert max_abs_diff(ours(x), peer(x)) <= 1e-5
@@ -73,7 +38,7 @@ def test_window_size_change_resizes_like_mmdet(tmp_path, images):
     peer = mmdet_swin(window_size=12, **SMALL,
                       init_cfg=ConfigDict(type='Pretrained', checkpoint=str(peer_path)))
     peer.init_weights()
-    ours = _pretrained(path, window_size=12)
+    ours = pretrained(path, window_size=12)
     key = 'stages.2.blocks.1.attn.w_msa.relative_position_bias_table'
     assert ours.state_dict()[key].shape == (23 * 23, 4)
     assert torch.allclose(ours.state_dict()[key], peer.state_dict()[key], atol=1e-6)
@@ -87,7 +52,7 @@ def test_non_square_window_resize_matches_timm(tmp_path):
     source = randomize_(SwinBackbone(**SMALL))
     path = tmp_path / 'w7.pth'
     torch.save(source.state_dict(), path)
-    ours = _pretrained(path, window_size=(6, 10))
+    ours = pretrained(path, window_size=(6, 10))
     key = 'stages.1.blocks.0.attn.w_msa.relative_position_bias_table'
     expected = resize_rel_pos_bias_table_simple(source.state_dict()[key], new_window_size=(6, 10),
                                          new_bias_shape=(11 * 19, 2))
@@ -99,7 +64,7 @@ def test_abs_pos_embed_resize_matches_timm(tmp_path):
     source = randomize_(SwinBackbone(use_abs_pos_embed=True, pretrain_img_size=64, **SMALL))
     path = tmp_path / 'ape.pth'
     torch.save(source.state_dict(), path)
-    ours = _pretrained(path, use_abs_pos_embed=True, pretrain_img_size=96)
+    ours = pretrained(path, use_abs_pos_embed=True, pretrain_img_size=96)
     expected = resample_abs_pos_embed(source.absolute_pos_embed.detach(), new_size=[24, 24],
                                       old_size=[16, 16], num_prefix_tokens=0,
                                       interpolation='bicubic', antialias=False)
@@ -112,7 +77,7 @@ def test_missing_and_unexpected_keys_are_one_line_each(tmp_path, log_lines):
     state['head.fc.weight'] = torch.zeros(3)
     path = tmp_path / 'partial.pth'
     torch.save(state, path)
-    _pretrained(path)
+    pretrained(path)
     missing = [line for line in log_lines.at('WARNING') if 'missing keys' in line]
     unexpected = [line for line in log_lines.at('WARNING') if 'unexpected keys' in line]
     assert len(missing) == 1 and 'norm3.weight' in missing[0] and '\n' not in missing[0]
@@ -125,7 +90,7 @@ def test_keys_missing_by_design_are_info_with_the_reason(tmp_path, log_lines):
     official file does. Neither is a warning; a key the file should have had still is."""
     peer = randomize_(mmdet_swin(**SMALL))
     torch.save({'state_dict': peer.state_dict()}, tmp_path / 'mmdet.pth')
-    _pretrained(tmp_path / 'mmdet.pth', global_attn=True)
+    pretrained(tmp_path / 'mmdet.pth', global_attn=True)
     assert log_lines.at('WARNING') == []
     assert any(line.startswith('SwinBackbone: global_attn (') and 'starts as an identity (the '
                'HTC++ global attention layer is new' in line for line in log_lines.at('INFO'))
@@ -136,14 +101,14 @@ def test_keys_missing_by_design_are_info_with_the_reason(tmp_path, log_lines):
                tmp_path / 'converted.pth')
     for name in ('official.pth', 'converted.pth'):
         log_lines.clear()
-        _pretrained(tmp_path / name)
+        pretrained(tmp_path / name)
         assert log_lines.at('WARNING') == [], name
         assert any('norm0, norm1, norm2 keep their initialisation (the checkpoint has no '
                    'per-stage output norms' in line for line in log_lines.at('INFO')), name
 
     del official['layers.1.blocks.0.norm1.weight']
     torch.save({'model': official}, tmp_path / 'partial.pth')
-    _pretrained(tmp_path / 'partial.pth')
+    pretrained(tmp_path / 'partial.pth')
     assert any('missing keys 1 (stages.1.blocks.0.norm1.weight)' in line
                for line in log_lines.at('WARNING'))
 
@@ -154,4 +119,4 @@ def test_shape_mismatch_is_a_clear_error(tmp_path):
     path = tmp_path / 'bad.pth'
     torch.save(state, path)
     with pytest.raises(ValueError, match='expected shape'):
-        _pretrained(path)
+        pretrained(path)

@@ -18,9 +18,9 @@ import pytest
 import torch
 
 from swin_layouts import official_state_dict
-from swin_mm.checkpoint_io import read_checkpoint
-from swin_mm.runner_setup import build_runner, fit_to_machine, load_config
-from swin_mm.synthetic import write_ade20k, write_coco
+from swin_mm.checkpoints import read_checkpoint
+from swin_mm_dev.runner_setup import build_runner, fit_to_machine, load_config
+from swin_mm_dev.synthetic import write_ade20k, write_coco
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from conftest import SMALL, max_abs_diff, randomize_
+from helpers import SMALL, max_abs_diff, randomize_
 
 
 def _package_configs(package: str, pattern: str):

@@ -10,9 +10,9 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 
-from conftest import SMALL
+from helpers import SMALL
 from swin_layouts import official_from_timm, timm_swin
-from swin_mm.cli import main
+from swin_mm.checkpoints.cli import main
 
 # Head/neck key names of the released 2.x-era checkpoints, from the mmdet 2.x / mmseg 0.x
 # module attribute names (RPNHead.rpn_conv/rpn_cls/rpn_reg, ConvFCBBoxHead.shared_convs/

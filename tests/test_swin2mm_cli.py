@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import SMALL, TINY, in_eval, max_abs_diff
+from helpers import SMALL, TINY, in_eval, max_abs_diff
 from swin_layouts import official_from_timm, official_state_dict, timm_swin
 from swin_mm import SwinBackbone
-from swin_mm.checkpoint_io import CheckpointError
-from swin_mm.cli import convert_file, main
+from swin_mm.checkpoints import CheckpointError
+from swin_mm.checkpoints.cli import convert_file, main
 
 TOOL = Path(__file__).resolve().parents[1] / 'tools' / 'swin2mm.py'
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from mmengine.registry import init_default_scope
 
-from swin_mm.synthetic import write_ade20k, write_coco
-from swin_mm.synthetic.ade20k import NUM_CLASSES_USED
-from swin_mm.synthetic.coco import SHAPE_CATEGORIES, STUFF_IGNORE
+from swin_mm_dev.synthetic import write_ade20k, write_coco
+from swin_mm_dev.synthetic.ade20k import NUM_CLASSES_USED
+from swin_mm_dev.synthetic.coco import SHAPE_CATEGORIES, STUFF_IGNORE
 
 REPO = Path(__file__).resolve().parents[1]
 

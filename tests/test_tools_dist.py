@@ -2,7 +2,6 @@
 mmengine Runner, mmseg/mmdet datasets and metrics, on tiny synthetic data."""
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,24 +9,19 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
-from swin_mm.runner_setup import (SetupError, fit_to_machine, load_config,
-                                  skip_pretrained_init_when_loading, use_tta)
-from swin_mm.synthetic import write_ade20k, write_coco
-from swin_mm.synthetic.coco import COCO_CATEGORY_NAMES, SHAPE_CATEGORIES
+from helpers import free_port
+from swin_mm_dev.runner_setup import (SetupError, fit_to_machine, load_config,
+                                      skip_pretrained_init_when_loading, use_tta)
+from swin_mm_dev.synthetic import write_ade20k, write_coco
+from swin_mm_dev.synthetic.coco import COCO_CATEGORY_NAMES, SHAPE_CATEGORIES
 
 REPO = Path(__file__).resolve().parents[1]
 SEG_CONFIG = REPO / 'configs/demo/upernet_swin_synthetic_ade20k.py'
 DET_CONFIG = REPO / 'configs/demo/cascade_mask_rcnn_swin_synthetic_coco.py'
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _run(args, timeout=300, status=0, **env) -> str:
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(_free_port()), **env)
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()), **env)
     out = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=timeout)
     log = out.stdout + out.stderr
@@ -121,7 +115,7 @@ def test_detection_trains_and_evaluates_with_coco_metric(tmp_path):
 
 _RELEASE_PROBE = """
 import os, sys, torch, torch.distributed as dist
-from swin_mm.runner_setup import process_group_released
+from swin_mm_dev.runner_setup import process_group_released
 threads = lambda: len(os.listdir('/proc/self/task'))
 torch.set_num_threads(1)
 before = threads()

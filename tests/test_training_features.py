@@ -1,6 +1,5 @@
 """frozen_stages (incl. DDP), with_cp, absolute position embedding at any size, train()."""
 import os
-import socket
 
 import pytest
 import torch
@@ -8,8 +7,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from conftest import (
-    SMALL, assert_same_gradient, in_eval, max_abs_diff, mmdet_swin, randomize_, twin_of
+from helpers import (
+    SMALL, assert_same_gradient, free_port, in_eval, max_abs_diff, mmdet_swin, randomize_, twin_of
 )
 from swin_mm import SwinBackbone
 
@@ -35,12 +34,6 @@ def test_frozen_stages_counts():
     frozen = {n.split('.')[0] + ('.' + n.split('.')[1] if n.startswith('stages') else '')
               for n, p in ours.named_parameters() if not p.requires_grad}
     assert frozen == {'patch_embed', 'stages.0', 'norm0'}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def _ddp_worker(rank, world_size, port, implementation, results):
@@ -69,7 +62,7 @@ def _ddp_worker(rank, world_size, port, implementation, results):
 
 def _run_ddp(implementation):
     results = mp.Manager().dict()
-    mp.spawn(_ddp_worker, args=(2, _free_port(), implementation, results), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, free_port(), implementation, results), nprocs=2, join=True)
     return dict(results)
 
 

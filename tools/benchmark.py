@@ -10,27 +10,24 @@ agree, times the implementations A/B-interleaved after warm-up (median and quart
 reports peer/ours ratios, the achieved GFLOP/s as a fraction of this machine's float32
 matmul peak (measured in the same run), and the peak memory of each step measured in
 a fresh process per model on CPU, by the CUDA allocator on a GPU (see
-swin_mm/benchmark/memory.py). The report names the CPU or GPU it was measured on.
+swin_mm_dev/benchmark/memory.py). The report names the CPU or GPU it was measured on.
 The max abs diff column is ours against mmdet, and for timm's row timm against ours
-(timm computes a different function at some sizes: see swin_mm/benchmark/models.py);
+(timm computes a different function at some sizes: see swin_mm_dev/benchmark/models.py);
 a peer that cannot take an input size gets an "unsupported" row with its reason.
 """
 import argparse
 import json
 import os
-import sys
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-
-from swin_mm.benchmark import machine  # noqa: E402
-from swin_mm.benchmark.flops import count_flops, matmul_peak_gflops  # noqa: E402
-from swin_mm.benchmark.memory import (measure_in_subprocess,  # noqa: E402
-                                      peak_cuda_step_memory_mib)
-from swin_mm.benchmark.models import ARCHS, DTYPES, arch_kwargs, build, parse_size  # noqa: E402
-from swin_mm.benchmark.steps import forward_step, training_step  # noqa: E402
-from swin_mm.benchmark.timing import interleaved  # noqa: E402
+from swin_mm_dev.benchmark import machine
+from swin_mm_dev.benchmark.flops import count_flops, matmul_peak_gflops
+from swin_mm_dev.benchmark.memory import (measure_in_subprocess,
+                                          peak_cuda_step_memory_mib)
+from swin_mm_dev.benchmark.models import ARCHS, DTYPES, arch_kwargs, build, parse_size
+from swin_mm_dev.benchmark.steps import forward_step, training_step
+from swin_mm_dev.benchmark.timing import interleaved
 
 
 def _runnable(factories, images, dtype):

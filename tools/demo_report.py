@@ -21,7 +21,7 @@ from mmseg.evaluation import IoUMetric  # noqa: E402
 from mmseg.registry import DATASETS  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
 
-from swin_mm.runner_setup import allow_mmengine_checkpoints  # noqa: E402
+from swin_mm_dev.runner_setup import allow_mmengine_checkpoints  # noqa: E402
 
 
 def read_scalars(work_dir: Path):

@@ -10,7 +10,7 @@ in configs/ then runs on them unchanged (COCO's 80 categories, stuff maps for HT
 import argparse
 import sys
 
-from swin_mm.synthetic import write_ade20k, write_coco
+from swin_mm_dev.synthetic import write_ade20k, write_coco
 
 WRITERS = dict(ade20k=write_ade20k, coco=write_coco)
 

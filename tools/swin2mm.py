@@ -3,15 +3,12 @@
 
     python tools/swin2mm.py SRC DST [--layout NAME] [--verify] [--overwrite] [--unsafe-load]
 
-The layouts and the conversion live in swin_mm/convert.py, shared with SwinBackbone's
-init_cfg=dict(type='Pretrained') loading.
+The same command as the ``swin2mm`` console script that installing the package adds;
+the layouts live in swin_mm/checkpoints/layouts.py, shared with SwinBackbone's loading.
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-
-from swin_mm.cli import main  # noqa: E402
+from swin_mm.checkpoints.cli import main
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -5,7 +5,7 @@
 --tta wraps the model in the config's tta_model and tests with its tta_pipeline
 (multi-scale + flip for the ADE20K configs).
 """
-from swin_mm.runner_setup import (build_runner, fit_to_machine, load_config, one_line_errors,
+from swin_mm_dev.runner_setup import (build_runner, fit_to_machine, load_config, one_line_errors,
                                   parse_tool_args, process_group_released, tool_parser, use_tta)
 
 

@@ -2,11 +2,11 @@
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp] [--cfg-options k=v ...]
     tools/dist_train.sh CONFIG NUM_PROCESSES [same options]   # distributed
-Without CUDA, distributed runs use gloo and CPU processes (see swin_mm.runner_setup).
+Without CUDA, distributed runs use gloo and CPU processes (see swin_mm_dev.runner_setup).
 With --resume (when the work dir holds a checkpoint) or load_from, Pretrained init_cfgs
 are skipped: the checkpoint replaces those weights anyway.
 """
-from swin_mm.runner_setup import (build_runner, fit_to_machine, load_config, one_line_errors,
+from swin_mm_dev.runner_setup import (build_runner, fit_to_machine, load_config, one_line_errors,
                                   parse_tool_args, process_group_released,
                                   skip_pretrained_init_when_loading, tool_parser, use_amp)
 

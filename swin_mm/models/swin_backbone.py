@@ -10,6 +10,8 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from mmengine.registry import MODELS
 
+from ..checkpoints.fitting import LAYOUT_VERSION, fit_state_dict
+from ..checkpoints.loading import load_pretrained
 from ..kernels import select_kernels
 from ..kernels.lean_support import DEFAULT_SCRATCH_BYTES
 from ..kernels.selection import check_kernel_mode
@@ -176,6 +178,16 @@ class SwinBackbone(BaseModule):
         return self
 
     # --- weights --------------------------------------------------------------------
+    # State-dict layout version (torch records it in the state dict's metadata); files
+    # of older versions are converted on loading. See swin_mm.checkpoints.fitting.
+    _version = LAYOUT_VERSION
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        """Fit the incoming weights (layout, window, pretraining size) on every load path:
+        ``init_cfg``, mmengine's ``load_from`` and ``--resume``, ``load_state_dict``."""
+        fit_state_dict(state_dict, self, prefix, local_metadata.get('version'))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+
     def init_weights(self) -> None:
         """Load ``init_cfg=dict(type='Pretrained')``, or initialise randomly.
 
@@ -188,7 +200,6 @@ class SwinBackbone(BaseModule):
         attention layer's last projections are zeroed again, so it starts as the identity.
         """
         if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
-            from ..loading import load_pretrained
             load_pretrained(self, self.init_cfg['checkpoint'],
                             prefix=self.init_cfg.get('prefix'))
             self._is_init = True

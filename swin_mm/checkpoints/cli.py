@@ -1,4 +1,4 @@
-"""``tools/swin2mm.py``: convert a Swin checkpoint file to this plugin's layout.
+"""The ``swin2mm`` command (also ``tools/swin2mm.py``): convert a Swin checkpoint file to this plugin's layout.
 
 Every failure is one line on stderr and exit status 2, and nothing is written: the
 destination appears only once complete (temporary file, then rename).
@@ -11,10 +11,12 @@ from typing import List, Optional
 
 import torch
 
-from . import __version__
-from .architecture import check_shapes, infer_architecture
-from .checkpoint_io import CheckpointError, read_checkpoint, write_checkpoint
-from .convert import LAYOUTS, Conversion, convert_checkpoint
+from .. import __version__
+from ..models import SwinBackbone
+from .errors import CheckpointError
+from .layouts import LAYOUTS, Conversion, convert_checkpoint
+from .model_arguments import check_shapes, infer_architecture
+from .reading import read_checkpoint, write_checkpoint
 
 
 # Relative to the output scale: float32 rounding of two orders of summation.
@@ -69,7 +71,6 @@ def verify(conversion: Conversion, architecture: dict) -> None:
     the fast kernels checked against the plain-ops reference: a torch whose fused kernel
     misbehaves (the CPU flash kernel of torch 2.3-2.7 misread strided masks) gives finite
     but wrong features, which only a comparison can see."""
-    from .models import SwinBackbone
     arguments = {**architecture, 'drop_path_rate': 0.0,
                  'pretrain_img_size': architecture['pretrain_img_size'] or 224}
     images = torch.randn(1, architecture['in_channels'], 128, 160,

@@ -7,6 +7,8 @@ from typing import Dict, Sequence, Tuple
 
 import torch
 
+from swin_mm.checkpoints.layouts import convert_state_dict
+
 ARCHS: Dict[str, dict] = {
     'T': dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
     'S': dict(embed_dims=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24)),
@@ -75,7 +77,6 @@ class TimmSwin(torch.nn.Module):
 
 def _weights(kwargs: dict, seed: int):
     """(timm-layout, mmdet-layout) state dicts holding the same random values."""
-    from swin_mm.convert import convert_state_dict
     timm_weights = _random_weights(_timm_swin(kwargs, (224, 224)), seed)
     mmdet_weights = convert_state_dict(timm_weights, layout='timm').backbone
     gen = torch.Generator().manual_seed(seed + 1)

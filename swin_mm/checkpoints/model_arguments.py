@@ -3,24 +3,16 @@
 Read from tensor shapes, so a converted checkpoint can be rebuilt and checked without
 its config.
 """
-import math
 import re
 from typing import Dict, Optional
 
 import torch
 
-from .checkpoint_io import CheckpointError
+from ..models import SwinBackbone
+from .errors import CheckpointError
+from .tables import grid_of_abs_embed, window_of_bias_table
 
 _BLOCK = re.compile(r'stages\.(\d+)\.blocks\.(\d+)\.')
-
-
-def _square_window(rows: int, key: str) -> int:
-    """Window side w from a (2w-1)^2-row bias table."""
-    side = math.isqrt(rows)
-    if side * side != rows or side % 2 == 0:
-        raise CheckpointError(f'{key}: expected (2w-1)^2 rows for a square window w, '
-                              f'found {rows}')
-    return (side + 1) // 2
 
 
 def infer_architecture(backbone: Dict[str, torch.Tensor],
@@ -49,7 +41,7 @@ def infer_architecture(backbone: Dict[str, torch.Tensor],
         if key not in backbone:
             raise CheckpointError(f'expected {key}, found none')
         heads.append(backbone[key].shape[1])
-        windows.add(_square_window(backbone[key].shape[0], key))
+        windows.add(window_of_bias_table(backbone[key], key))
     if len(windows) != 1:
         raise CheckpointError(f'expected one window size for all stages, found {sorted(windows)}')
     fc1 = backbone.get('stages.0.blocks.0.ffn.layers.0.0.weight')
@@ -57,7 +49,7 @@ def infer_architecture(backbone: Dict[str, torch.Tensor],
         raise CheckpointError('expected stages.0.blocks.0.ffn.layers.0.0.weight, found none')
     embed = backbone.get('absolute_pos_embed')
     if embed is not None:
-        pretrain_img_size = math.isqrt(embed.shape[1]) * patch_size
+        pretrain_img_size = grid_of_abs_embed(embed) * patch_size
     return dict(
         embed_dims=embed_dims,
         depths=tuple(blocks[s] for s in range(len(blocks))),
@@ -78,7 +70,6 @@ def infer_architecture(backbone: Dict[str, torch.Tensor],
 def check_shapes(backbone: Dict[str, torch.Tensor], architecture: dict) -> None:
     """Raise CheckpointError unless `backbone` has exactly the keys and shapes of the model
     `architecture` describes (built on the meta device: no memory, no time)."""
-    from .models import SwinBackbone
     arguments = dict(architecture)
     arguments['pretrain_img_size'] = arguments['pretrain_img_size'] or 224
     if not arguments['out_indices']:

@@ -1,4 +1,5 @@
-"""Reading checkpoint files safely from any path mmengine can read."""
+"""Checkpoint files in and out: weights-only reading from any path mmengine can read,
+with one-line errors, and writing that never leaves a half-written file."""
 import inspect
 import io
 import os
@@ -9,20 +10,13 @@ from urllib.parse import urlparse
 
 import torch
 
-from . import weights_unpickler
+from . import unpickler
+from .errors import CheckpointError, DownloadError
 
 
 # What torch.load raises on truncated, foreign or code-carrying files.
 _READ_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile,
                 AttributeError, ValueError, KeyError, IndexError, OSError)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or does not hold what was expected."""
-
-
-class DownloadError(CheckpointError):
-    """A checkpoint URL that could not be fetched (offline, unreachable, not found)."""
 
 
 # torch.load(mmap=) exists from torch 2.1.
@@ -63,7 +57,7 @@ def _load(source, unsafe: bool):
     """
     options = dict(map_location='cpu', weights_only=False)
     if not unsafe:
-        options['pickle_module'] = weights_unpickler
+        options['pickle_module'] = unpickler
     if isinstance(source, str) and _CAN_MMAP:
         try:
             return torch.load(source, mmap=True, **options)
@@ -78,7 +72,7 @@ def read_checkpoint(path: str, unsafe: bool = False):
 
     Reads tensors, plain containers and what mmengine checkpoints hold (numpy values,
     ``HistoryBuffer``) on every supported torch, and leaves torch's process-wide
-    allow-list alone (see ``weights_unpickler``). ``unsafe=True`` allows arbitrary
+    allow-list alone (see :mod:`.unpickler`). ``unsafe=True`` allows arbitrary
     unpickling; only for files from a trusted source.
     """
     source = _open(str(path))
@@ -86,7 +80,7 @@ def read_checkpoint(path: str, unsafe: bool = False):
         return _load(source, unsafe)
     except _READ_ERRORS as err:
         message = str(err).strip().splitlines()
-        if str(err).startswith('Unsupported global'):  # raised by weights_unpickler
+        if str(err).startswith('Unsupported global'):  # raised by the unpickler
             raise CheckpointError(
                 f'{path} needs arbitrary unpickling to load ({message[0]}); refusing. '
                 f'If you trust the file, pass --unsafe-load (or unsafe=True)') from None

@@ -23,8 +23,8 @@ from mmengine.registry import RUNNERS, init_default_scope
 from mmengine.runner import Runner, find_latest_checkpoint
 
 from . import norm_sync  # noqa: F401  (registers SyncBatchNormStatsHook)
-from .checkpoint_io import CheckpointError
-from .weights_unpickler import mmengine_globals
+from swin_mm.checkpoints.errors import CheckpointError
+from swin_mm.checkpoints.unpickler import mmengine_globals
 
 
 class SetupError(ValueError):

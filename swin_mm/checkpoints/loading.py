@@ -1,66 +1,17 @@
-"""Loading pretrained weights into a SwinBackbone, whatever size they were trained at."""
+"""``init_cfg=dict(type='Pretrained')``: read any Swin v1 checkpoint, convert its layout,
+fit it to the backbone and say what was loaded, in one log line per finding."""
 import logging
-import math
 import re
-from typing import Dict, Optional
+from typing import Optional
 
-import torch
-import torch.nn.functional as F
 from mmengine.logging import print_log
 
-from .checkpoint_io import CheckpointError, DownloadError, read_checkpoint
-from .convert import to_backbone_state_dict
+from .errors import CheckpointError, DownloadError
+from .fitting import fit_state_dict
+from .layouts import to_backbone_state_dict
+from .reading import read_checkpoint
 
 _OUTPUT_NORM = re.compile(r'norm(\d+)\.(weight|bias)')
-
-
-def resize_relative_position_bias_table(table: torch.Tensor, window) -> torch.Tensor:
-    """Bicubically resample a ((2h-1)*(2w-1), heads) table from a square window to `window`."""
-    side = math.isqrt(table.shape[0])
-    if side * side != table.shape[0]:
-        raise CheckpointError(f'expected a square relative_position_bias_table, found '
-                              f'{table.shape[0]} rows')
-    target = (2 * window[0] - 1, 2 * window[1] - 1)
-    grid = table.T.reshape(1, table.shape[1], side, side).float()
-    grid = F.interpolate(grid, size=target, mode='bicubic', align_corners=False)
-    return grid.reshape(table.shape[1], -1).T.to(table.dtype)
-
-
-def resize_absolute_pos_embed(embed: torch.Tensor, grid) -> torch.Tensor:
-    """(1, L, C) or (1, C, h, w) square embedding -> (1, grid_h * grid_w, C)."""
-    if embed.dim() == 3:
-        side = math.isqrt(embed.shape[1])
-        if side * side != embed.shape[1]:
-            raise CheckpointError(f'expected a square absolute_pos_embed grid, found '
-                                  f'{embed.shape[1]} positions')
-        embed = embed.reshape(1, side, side, -1).permute(0, 3, 1, 2)
-    if tuple(embed.shape[2:]) != tuple(grid):
-        embed = F.interpolate(embed.float(), size=tuple(grid), mode='bicubic',
-                              align_corners=False)
-    return embed.flatten(2).transpose(1, 2)
-
-
-def fit_to_model(state_dict: Dict[str, torch.Tensor], model,
-                 own: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Resize tables/embeddings to `model`'s window and pretrain size (`own` is its state dict).
-
-    ``relative_position_index`` is derived from the window, not learned, so the model's
-    own value always wins (and is never reported missing).
-    """
-    fitted = dict(state_dict)
-    for key, value in own.items():
-        if key.endswith('relative_position_index'):
-            fitted[key] = value
-        elif key.endswith('relative_position_bias_table') and key in fitted:
-            if fitted[key].shape[1] != value.shape[1]:
-                raise CheckpointError(f'{key}: expected {value.shape[1]} heads, found '
-                                      f'{fitted[key].shape[1]}')
-            if fitted[key].shape != value.shape:
-                window = model.get_submodule(key.rsplit('.', 1)[0]).window
-                fitted[key] = resize_relative_position_bias_table(fitted[key], window)
-        elif key == 'absolute_pos_embed' and key in fitted:
-            fitted[key] = resize_absolute_pos_embed(fitted[key], model.pos_embed_grid)
-    return fitted
 
 
 def _summary(keys) -> str:
@@ -104,8 +55,8 @@ def load_pretrained(model, path: str, prefix: Optional[str] = None) -> None:
                             f'model.backbone.init_cfg.checkpoint to the local file '
                             f'(--cfg-options model.backbone.init_cfg.checkpoint=PATH)') from None
     state_dict, layout = to_backbone_state_dict(checkpoint, prefix=prefix)
+    fit_state_dict(state_dict, model)  # what the load hook would do, to check shapes first
     shapes = model.state_dict()
-    state_dict = fit_to_model(state_dict, model, shapes)
     mismatched = [k for k, v in state_dict.items() if k in shapes and v.shape != shapes[k].shape]
     if mismatched:
         k = mismatched[0]

@@ -1,7 +1,7 @@
 """Every Swin v1 checkpoint layout -> this plugin's (mmdet/mmseg) layout.
 
-The one place that knows the layouts; used by ``tools/swin2mm.py`` and by
-``SwinBackbone``'s ``init_cfg=dict(type='Pretrained')`` loading alike.
+The one place that knows the layouts; used by the ``swin2mm`` command and by
+``SwinBackbone``'s loading alike (its ``init_cfg`` and its load_state_dict hook).
 
 Layouts (``LAYOUTS``):
   official      microsoft/Swin-Transformer classification ({'model': ...}, ``layers.*``,
@@ -14,14 +14,16 @@ Layouts (``LAYOUTS``):
   mmpretrain    ``backbone.stages...`` (already our names) plus a ``head.*`` classifier.
   mmdet         mmdet 3.x / mmseg 1.x (this plugin's own names): passed through.
 """
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from .checkpoint_io import CheckpointError
-from .models.windows import relative_position_index
+from ..models.windows import relative_position_index
+from .errors import CheckpointError
+from .tables import square_side, window_of_bias_table
 
 LAYOUTS = ('official', 'official-det', 'timm', 'mmpretrain', 'mmdet')
 CLASSIFICATION_LAYOUTS = ('official', 'timm', 'mmpretrain')
@@ -165,8 +167,11 @@ def _pretrain_size(official: Dict[str, torch.Tensor]) -> Optional[int]:
     projection = official.get('patch_embed.proj.weight')
     if mask is None or projection is None or mask.dim() != 3:
         return None
-    window = int(round(mask.shape[1] ** 0.5))
-    return int(round(mask.shape[0] ** 0.5)) * window * projection.shape[-1]
+    grid = math.isqrt(mask.shape[0])
+    if grid * grid != mask.shape[0]:  # trained at a non-square size: no single number
+        return None
+    window = square_side(mask.shape[1], 'attn_mask window (N = w * w tokens)')
+    return grid * window * projection.shape[-1]
 
 
 def _from_official(official: Dict[str, torch.Tensor], merging_shift: int,
@@ -188,8 +193,7 @@ def _from_official(official: Dict[str, torch.Tensor], merging_shift: int,
             conversion.renamed += 1
             conversion.reordered += 1
         elif _FINAL_NORM.fullmatch(key):
-            conversion.backbone[f'norm{last}.' + key.split('.')[-1]] = value
-            conversion.renamed += 1
+            _rename_final_norm(key, value, last, conversion)
         elif any(re.fullmatch(pattern, key) for pattern in _DROPS):
             conversion.dropped.append(key)
         elif _rename(key) is not None:
@@ -215,11 +219,17 @@ def _add_position_indices(conversion: Conversion) -> None:
     suffix = 'relative_position_bias_table'
     for key, table in list(conversion.backbone.items()):
         if key.endswith(suffix):
-            side = int(round(table.shape[0] ** 0.5))
-            window = ((side + 1) // 2,) * 2
+            window = (window_of_bias_table(table, key),) * 2
             index_key = key[:-len(suffix)] + 'relative_position_index'
             conversion.backbone[index_key] = relative_position_index(window)
             conversion.generated += 1
+
+
+def _rename_final_norm(key: str, value: torch.Tensor, last: int,
+                       conversion: Conversion) -> None:
+    """The classification models' final ``norm`` is our last stage's output norm."""
+    conversion.backbone[f'norm{last}.' + key.split('.')[-1]] = value
+    conversion.renamed += 1
 
 
 def _tidy_converted(state_dict: Dict[str, torch.Tensor], conversion: Conversion) -> None:
@@ -230,8 +240,7 @@ def _tidy_converted(state_dict: Dict[str, torch.Tensor], conversion: Conversion)
     last = max(stages) if stages else 0
     for key, value in state_dict.items():
         if _FINAL_NORM.fullmatch(key) and f'norm{last}.weight' not in state_dict:
-            conversion.backbone[f'norm{last}.' + key.split('.')[-1]] = value
-            conversion.renamed += 1
+            _rename_final_norm(key, value, last, conversion)
         elif re.fullmatch(r'stages\.\d+\.blocks\.\d+\.attn_mask', key):
             conversion.dropped.append(key)
         else:

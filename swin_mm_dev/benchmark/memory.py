@@ -77,7 +77,7 @@ def measure_in_subprocess(impl: str, arch: str, depths, size, batch: int, mode: 
                           with_cp: bool = False, threads: int = 0,
                           dtype: str = 'fp32') -> dict:
     """Run this module as a script in a fresh interpreter and return its JSON line."""
-    command = [sys.executable, '-m', 'swin_mm.benchmark.memory', '--impl', impl,
+    command = [sys.executable, '-m', 'swin_mm_dev.benchmark.memory', '--impl', impl,
                '--arch', arch, '--size', f'{size[0]}x{size[1]}', '--batch', str(batch),
                '--mode', mode, '--threads', str(threads), '--dtype', dtype]
     if depths is not None:

@@ -1,0 +1,17 @@
+"""Swin v1 checkpoints in, one module per job.
+
+- :mod:`.reading`: files in and out (weights-only unpickling by :mod:`.unpickler`,
+  one-line :mod:`.errors`, atomic writes);
+- :mod:`.layouts`: which layout a file is in, and its conversion to this plugin's names;
+- :mod:`.tables`: the window and grid sizes that position tables encode;
+- :mod:`.fitting`: fitting a state dict to a given backbone (the load hook);
+- :mod:`.loading`: ``init_cfg=dict(type='Pretrained')`` with its log lines;
+- :mod:`.model_arguments`: the constructor arguments a converted state dict implies;
+- :mod:`.cli`: the ``swin2mm`` command.
+"""
+from .errors import CheckpointError, DownloadError
+from .layouts import LAYOUTS, convert_checkpoint
+from .reading import read_checkpoint, write_checkpoint
+
+__all__ = ['CheckpointError', 'DownloadError', 'LAYOUTS', 'convert_checkpoint',
+           'read_checkpoint', 'write_checkpoint']
