@@ -82,3 +82,27 @@ def test_the_check_sees_a_replacement(venv, plugin_wheel):
     done, _ = _dry_run(venv, f'swin_mm[det,seg] @ {plugin_wheel.as_uri()}', 'mmdet==3.3.0')
     assert done.returncode != 0
     assert 'mmdet==3.3.0' in done.stderr
+
+
+def test_wheel_ships_the_library_the_workbench_and_the_commands(plugin_wheel):
+    import zipfile
+    with zipfile.ZipFile(plugin_wheel) as wheel:
+        names = wheel.namelist()
+        entry_points, = [n for n in names if n.endswith('.dist-info/entry_points.txt')]
+        console = wheel.read(entry_points).decode()
+    assert {n.split('/')[0] for n in names if not n.split('/')[0].endswith('.dist-info')} == \
+        {'swin_mm', 'swin_mm_dev'}
+    assert 'swin2mm = swin_mm.checkpoints.cli:main' in console
+
+
+def test_import_swin_mm_loads_only_the_library():
+    """``custom_imports=['swin_mm']`` costs the models, kernels and checkpoints only: no
+    benchmark, plotting, synthetic data, runner setup or test peers."""
+    code = 'import sys, swin_mm; print(" ".join(sorted(sys.modules)))'
+    loaded = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            check=True, timeout=120).stdout.split()
+    ours = {m for m in loaded if m.startswith('swin_mm')}
+    assert ours and all(m.split('.')[:2][-1] in ('swin_mm', 'models', 'kernels', 'checkpoints')
+                        for m in ours), sorted(ours)
+    assert not {'swin_mm_dev', 'matplotlib', 'pycocotools', 'timm', 'mmdet', 'mmseg',
+                'mmpretrain'} & {m.split('.')[0] for m in loaded}

@@ -1,4 +1,5 @@
-"""tools/swin2mm.py end to end: output, peers loading it, bad input, safety, full sizes."""
+"""The swin2mm command (console script and tools/swin2mm.py) end to end: output, peers
+loading it, bad input, safety, full sizes."""
 import hashlib
 import os
 import subprocess
@@ -16,6 +17,9 @@ from swin_mm.checkpoints import CheckpointError
 from swin_mm.checkpoints.cli import convert_file, main
 
 TOOL = Path(__file__).resolve().parents[1] / 'tools' / 'swin2mm.py'
+# The console script pip installs beside this interpreter, and the repository's script.
+COMMANDS = {'console script': [str(Path(sys.executable).parent / 'swin2mm')],
+            'tools/swin2mm.py': [sys.executable, str(TOOL)]}
 
 
 def _fingerprint(path):
@@ -38,10 +42,11 @@ def _fails(argv, capsys, expected):
     return err
 
 
-def test_cli_end_to_end_official(official_file, tmp_path, images):
+@pytest.mark.parametrize('command', COMMANDS)
+def test_cli_end_to_end_official(command, official_file, tmp_path, images):
     dst = tmp_path / 'converted.pth'
     before = _fingerprint(official_file)
-    run = subprocess.run([sys.executable, str(TOOL), str(official_file), str(dst), '--verify'],
+    run = subprocess.run([*COMMANDS[command], str(official_file), str(dst), '--verify'],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     out = run.stdout
