@@ -265,13 +265,6 @@ def test_mmpretrain_checkpoint_loads_back_strictly(saved_224):
     assert torch.equal(loaded.absolute_pos_embed, model.absolute_pos_embed)
 
 
-FIT_ON_LOAD = pytest.mark.xfail(
-    strict=True, raises=RuntimeError,
-    reason='load_state_dict does not fit checkpoints yet (issue 11: a load pre-hook with '
-           '_version, as mmpretrain has); only init_cfg=Pretrained does')
-
-
-@FIT_ON_LOAD
 def test_mmpretrain_checkpoint_into_another_img_size_resizes_the_embedding(saved_224):
     model, path = saved_224
     loaded = SwinBackbone(use_abs_pos_embed=True, pretrain_img_size=384, **SLIM)
@@ -281,12 +274,11 @@ def test_mmpretrain_checkpoint_into_another_img_size_resizes_the_embedding(saved
     assert torch.allclose(loaded.absolute_pos_embed, expected, atol=1e-6)
 
 
-@FIT_ON_LOAD
 def test_mmpretrain_v1_checkpoint_with_final_norm_named_norm_loads_strictly(saved_224):
     """mmpretrain's _version 1 (and the official layout) call the last output norm
     ``norm``; mmpretrain renames it to ``norm3`` when loading."""
     model, path = saved_224
-    state = model.state_dict()
+    state = dict(model.state_dict())  # a plain dict: no version metadata, as in old files
     for name in ('weight', 'bias'):
         state[f'norm.{name}'] = state.pop(f'norm3.{name}')
     torch.save(dict(state_dict=state), path)
