@@ -2,9 +2,10 @@
 
 Tokens travel between blocks as channels-last maps (B, H, W, C); window attention
 gets them already partitioned by the stage's :class:`WindowGeometry`. Every forward
-takes the :class:`swin_mm.kernels.Kernels` that implement its hot ops.
+takes the :class:`swin_mm.kernels.Kernels` that implement its hot ops. ``shape_generic``
+(set while a graph is captured for export) makes padding branch-free and the window
+geometry a function of the traced shape (:class:`ShapeGenericGeometry`).
 """
-import math
 from collections import OrderedDict
 from typing import Optional, Sequence, Tuple
 
@@ -17,7 +18,9 @@ from mmcv.cnn.bricks.drop import DropPath
 
 from ..kernels import Kernels
 from ..kernels.compat import is_compiling
-from .windows import WindowGeometry, relative_position_index
+from .windows import (
+    ShapeGenericGeometry, WindowGeometry, relative_position_index, window_count
+)
 
 GEOMETRY_CACHE_SIZE = 8
 
@@ -26,12 +29,17 @@ def _drop_path(rate: float) -> nn.Module:
     return DropPath(rate) if rate > 0 else nn.Identity()
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Zero-pad an NCHW tensor on the bottom and right up to a multiple of `multiple`."""
-    pad_h, pad_w = (-x.shape[-2]) % multiple, (-x.shape[-1]) % multiple
-    if pad_h or pad_w:
-        x = F.pad(x, (0, pad_w, 0, pad_h))
-    return x
+def pad_to_multiple(x: torch.Tensor, multiple: int, channels_last: bool = False,
+                    shape_generic: bool = False) -> torch.Tensor:
+    """Zero-pad an NCHW (or NHWC) tensor on the bottom and right up to a multiple of
+    `multiple`. Skips the copy when nothing is missing, except when `shape_generic`:
+    then the pad is always recorded, with amounts computed from the shape."""
+    h, w = x.shape[1:3] if channels_last else x.shape[-2:]
+    pad_h = window_count(h, multiple) * multiple - h
+    pad_w = window_count(w, multiple) * multiple - w
+    if not shape_generic and not (pad_h or pad_w):
+        return x
+    return F.pad(x, (0, 0, 0, pad_w, 0, pad_h) if channels_last else (0, pad_w, 0, pad_h))
 
 
 class WindowAttention(nn.Module):
@@ -153,9 +161,10 @@ class PatchEmbed(nn.Module):
         self.projection = nn.Conv2d(in_channels, embed_dims, patch_size, stride=patch_size)
         self.norm = build_norm_layer(norm_cfg, embed_dims)[1] if norm_cfg else None
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, shape_generic: bool = False) -> torch.Tensor:
         """(B, C_in, H, W) -> (B, ceil(H/p), ceil(W/p), C)."""
-        x = self.projection(pad_to_multiple(images, self.patch_size)).permute(0, 2, 3, 1)
+        images = pad_to_multiple(images, self.patch_size, shape_generic=shape_generic)
+        x = self.projection(images).permute(0, 2, 3, 1)
         return self.norm(x) if self.norm is not None else x
 
 
@@ -172,12 +181,11 @@ class PatchMerging(nn.Module):
         self.norm = build_norm_layer(norm_cfg, 4 * in_channels)[1] if norm_cfg else None
         self.reduction = nn.Linear(4 * in_channels, out_channels, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, h, w, c = x.shape
-        if h % 2 or w % 2:
-            x = F.pad(x, (0, 0, 0, w % 2, 0, h % 2))
-        h2, w2 = math.ceil(h / 2), math.ceil(w / 2)
-        x = x.view(b, h2, 2, w2, 2, c).permute(0, 1, 3, 5, 2, 4).reshape(b, h2, w2, 4 * c)
+    def forward(self, x: torch.Tensor, shape_generic: bool = False) -> torch.Tensor:
+        _, h, w, c = x.shape
+        x = pad_to_multiple(x, 2, channels_last=True, shape_generic=shape_generic)
+        h2, w2 = window_count(h, 2), window_count(w, 2)
+        x = x.view(-1, h2, 2, w2, 2, c).permute(0, 1, 3, 5, 2, 4).reshape(-1, h2, w2, 4 * c)
         if self.norm is not None:
             x = self.norm(x)
         return self.reduction(x)
@@ -223,9 +231,14 @@ class SwinStage(nn.Module):
         return (WindowGeometry.build(hw, self.window, (0, 0), device),
                 WindowGeometry.build(hw, self.window, self.shift, device))
 
-    def forward(self, x: torch.Tensor, kernels: Kernels) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, kernels: Kernels,
+                shape_generic: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
         """Returns (stage output, input of the next stage)."""
-        plain, shifted = self.geometries(tuple(x.shape[1:3]), x.device)
+        if shape_generic:
+            plain, shifted = (ShapeGenericGeometry(x.shape[1:3], self.window, shift, x.device)
+                              for shift in ((0, 0), self.shift))
+        else:
+            plain, shifted = self.geometries(tuple(x.shape[1:3]), x.device)
         for i, block in enumerate(self.blocks):
             geometry = shifted if i % 2 else plain
             if self.with_cp and torch.is_grad_enabled():
@@ -233,4 +246,6 @@ class SwinStage(nn.Module):
                                                       use_reentrant=False)
             else:
                 x = block(x, geometry, kernels)
-        return x, (self.downsample(x) if self.downsample is not None else x)
+        if self.downsample is None:
+            return x, x
+        return x, self.downsample(x, shape_generic)

@@ -13,10 +13,12 @@ from mmengine.registry import MODELS
 from ..checkpoints.fitting import LAYOUT_VERSION, fit_state_dict
 from ..checkpoints.loading import load_pretrained
 from ..kernels import select_kernels
+from ..kernels.selection import REFERENCE_KERNELS
 from ..kernels.lean_support import DEFAULT_SCRATCH_BYTES
 from ..kernels.selection import check_kernel_mode
 from .global_attention import GlobalAttentionLayer
 from .layers import PatchEmbed, PatchMerging, SwinStage
+from .windows import capturing_graph
 
 
 def _pair(value, name: str) -> Tuple[int, int]:
@@ -223,10 +225,14 @@ class SwinBackbone(BaseModule):
         self._is_init = True
 
     # --- forward --------------------------------------------------------------------
-    def _check_input(self, images: torch.Tensor) -> None:
+    def _check_input(self, images: torch.Tensor, capturing: bool) -> None:
+        """Raise on bad input; in a captured graph only the rank is checked (sizes are
+        traced values there, and the graph's own ops reject other channel counts)."""
         if images.dim() != 4:
             raise ValueError(f'SwinBackbone expects a 4D (N, C, H, W) tensor, got shape '
                              f'{tuple(images.shape)}')
+        if capturing:
+            return
         if images.shape[1] != self.in_channels:
             raise ValueError(f'SwinBackbone expects {self.in_channels} input channels, got '
                              f'{images.shape[1]} (shape {tuple(images.shape)})')
@@ -234,23 +240,29 @@ class SwinBackbone(BaseModule):
             raise ValueError(f'SwinBackbone expects a non-empty image, got spatial size '
                              f'{tuple(images.shape[2:])}')
 
-    def _abs_pos_embed(self, hw: Tuple[int, int]) -> torch.Tensor:
-        """(1, H, W, C) absolute embedding, bicubically resized from the pretrain grid."""
+    def _abs_pos_embed(self, hw, capturing: bool) -> torch.Tensor:
+        """(1, H, W, C) absolute embedding, bicubically resized from the pretrain grid
+        (always resized in a captured graph, where the size is not known; at the
+        pretrain size that resize is the identity)."""
         grid = self.absolute_pos_embed.view(1, *self.pos_embed_grid, -1).permute(0, 3, 1, 2)
-        if tuple(hw) != self.pos_embed_grid:
+        if capturing or tuple(hw) != self.pos_embed_grid:
             grid = F.interpolate(grid, size=hw, mode='bicubic', align_corners=False)
         return grid.permute(0, 2, 3, 1)
 
     def forward(self, images: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        self._check_input(images)
-        kernels = select_kernels(images.device.type, self.kernels, self.scratch_bytes)
-        x = self.patch_embed(images)
+        # While a graph is captured for export: plain public ops and a window geometry
+        # computed from the traced shape, so the graph is right at every input size.
+        capturing = capturing_graph(images)
+        self._check_input(images, capturing)
+        kernels = REFERENCE_KERNELS if capturing else select_kernels(
+            images.device.type, self.kernels, self.scratch_bytes)
+        x = self.patch_embed(images, shape_generic=capturing)
         if self.use_abs_pos_embed:
-            x = x + self._abs_pos_embed(x.shape[1:3])
+            x = x + self._abs_pos_embed(x.shape[1:3], capturing)
         x = self.drop_after_pos(x)
         outs = []
         for i, stage in enumerate(self.stages):
-            out, x = stage(x, kernels)
+            out, x = stage(x, kernels, shape_generic=capturing)
             if self.global_attn is not None and i == len(self.stages) - 1:
                 out = x = self.global_attn(out, kernels)
             if i in self.out_indices:
