@@ -182,13 +182,36 @@ class PatchMerging(nn.Module):
         self.reduction = nn.Linear(4 * in_channels, out_channels, bias=False)
 
     def forward(self, x: torch.Tensor, shape_generic: bool = False) -> torch.Tensor:
-        _, h, w, c = x.shape
-        x = pad_to_multiple(x, 2, channels_last=True, shape_generic=shape_generic)
-        h2, w2 = window_count(h, 2), window_count(w, 2)
-        x = x.view(-1, h2, 2, w2, 2, c).permute(0, 1, 3, 5, 2, 4).reshape(-1, h2, w2, 4 * c)
+        if shape_generic:
+            x = self._gather_neighbourhoods(x)
+        else:
+            b, h, w, c = x.shape
+            x = pad_to_multiple(x, 2, channels_last=True)
+            h2, w2 = window_count(h, 2), window_count(w, 2)
+            x = x.view(b, h2, 2, w2, 2, c).permute(0, 1, 3, 5, 2, 4).reshape(b, h2, w2, 4 * c)
         if self.norm is not None:
             x = self.norm(x)
         return self.reduction(x)
+
+
+    @staticmethod
+    def _gather_neighbourhoods(x: torch.Tensor) -> torch.Tensor:
+        """The same (B, H/2, W/2, 4C) as the eager path, for graph capture: one gather
+        of tokens by indices computed from the traced shape (zero where the 2x2
+        neighbourhood hangs over the bottom/right edge), then one of channels into
+        mmcv's order; a pad + view + permute of the map would make torch.export guard
+        on the map's size."""
+        b, h, w, c = x.shape
+        h2, w2 = window_count(h, 2), window_count(w, 2)
+        slot = torch.arange(h2 * w2 * 4, device=x.device)
+        token, offset = slot // 4, slot % 4
+        row, col = token // w2 * 2 + offset // 2, token % w2 * 2 + offset % 2
+        real = ((row < h) & (col < w)).unsqueeze(-1)
+        x = torch.where(real, x.flatten(1, 2).index_select(1, torch.where(
+            real.squeeze(-1), row * w + col, 0)), 0.)
+        position_major = torch.arange(4 * c, device=x.device).view(4, c).t().flatten()
+        x = x.view(b, h2 * w2, 4 * c).index_select(-1, position_major)  # 4D would guard too
+        return x.view(b, h2, w2, 4 * c)
 
 
 class SwinStage(nn.Module):

@@ -266,7 +266,10 @@ class SwinBackbone(BaseModule):
             if self.global_attn is not None and i == len(self.stages) - 1:
                 out = x = self.global_attn(out, kernels)
             if i in self.out_indices:
-                outs.append(getattr(self, f'norm{i}')(out).permute(0, 3, 1, 2).contiguous())
+                out = getattr(self, f'norm{i}')(out).permute(0, 3, 1, 2)
+                # contiguous() asks whether H or W is 1, a guard torch.export cannot keep
+                # symbolic; an exported graph returns the permuted view as is.
+                outs.append(out if capturing else out.contiguous())
         return tuple(outs)
 
 

@@ -10,15 +10,13 @@ done as one ``index_select`` with a cached index (the peers copy the map three t
 
 Those indices are computed from Python ints, so a traced or exported graph would bake
 them in and be wrong at any other size. While a graph is being captured
-(:func:`capturing_graph`), :class:`ShapeGenericGeometry` does the same work in public
-ops whose sizes are expressions of the input shape (pad, roll, view, permute, crop),
-so one exported graph serves every input size.
+(:func:`capturing_graph`), :class:`ShapeGenericGeometry` computes the same indices
+from the traced shape in public ops, so one exported graph serves every input size.
 """
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 
 from ..kernels import Kernels
 
@@ -41,36 +39,40 @@ def relative_position_index(window: Tuple[int, int]) -> torch.Tensor:
     return (offsets[0] + h - 1) * (2 * w - 1) + (offsets[1] + w - 1)
 
 
-def _region_labels(length, window: int, shift: int, device=None) -> torch.Tensor:
-    """Label the three bands a cyclic shift creates along one axis (0, 1, 2), by
-    comparisons with `length` (so it may be a traced or symbolic size)."""
-    position = torch.arange(length, device=device)
+def _region(position: torch.Tensor, length, window: int, shift: int) -> torch.Tensor:
+    """Which of the three bands a cyclic shift creates along one axis (0, 1, 2) each
+    position of a `length`-long padded axis lies in (`length` may be a traced size)."""
     return (position >= length - window).long() + (position >= length - shift).long()
+
+
+def _region_labels(length: int, window: int, shift: int) -> torch.Tensor:
+    return _region(torch.arange(length), length, window, shift)
 
 
 def _to_windows(grid: torch.Tensor, window: Tuple[int, int],
                 shift: Tuple[int, int]) -> torch.Tensor:
     """(Hp, Wp) grid -> (num_windows, h * w): shift cyclically, then cut into windows."""
     (hp, wp), (wh, ww) = grid.shape, window
-    if any(shift):
-        grid = torch.roll(grid, shifts=(-shift[0], -shift[1]), dims=(0, 1))
+    grid = torch.roll(grid, shifts=(-shift[0], -shift[1]), dims=(0, 1))
     return grid.view(hp // wh, wh, wp // ww, ww).transpose(1, 2).reshape(-1, wh * ww)
 
 
-def shift_window_mask(padded_hw, window: Tuple[int, int], shift: Tuple[int, int],
-                      device=None) -> torch.Tensor:
+def shift_window_mask(padded_hw: Tuple[int, int], window: Tuple[int, int],
+                      shift: Tuple[int, int]) -> torch.Tensor:
     """(num_windows, N, N) additive mask: MASKED_LOGIT between tokens of different regions.
 
     Regions are the bands a cyclic shift wraps around (the same 3x3 labelling as the
-    official code), computed on the padded map as the references do. `padded_hw` may
-    be traced or symbolic sizes (multiples of the window).
+    official code), computed on the padded map as the references do.
     """
     (hp, wp), (wh, ww), (sh, sw) = padded_hw, window, shift
-    label = (_region_labels(hp, wh, sh, device)[:, None] * 3
-             + _region_labels(wp, ww, sw, device)[None, :])
-    label = _to_windows(label, window, (0, 0))  # labels are already in shifted coordinates
+    label = (_region_labels(hp, wh, sh)[:, None] * 3 + _region_labels(wp, ww, sw)[None, :])
+    return _mask_between(_to_windows(label, window, (0, 0)))  # labels are already shifted
+
+
+def _mask_between(label: torch.Tensor) -> torch.Tensor:
+    """(num_windows, N) region labels -> (num_windows, N, N) additive mask."""
     differs = label[:, :, None] != label[:, None, :]
-    return torch.zeros(differs.shape, device=device).masked_fill_(differs, MASKED_LOGIT)
+    return torch.zeros(differs.shape, device=label.device).masked_fill_(differs, MASKED_LOGIT)
 
 
 def window_count(size, window: int):
@@ -152,32 +154,47 @@ class ShapeGenericGeometry:
 
     Exists for graph capture (:func:`capturing_graph`): torch.export, ONNX and
     torch.jit.trace record these ops with sizes that are expressions of the input
-    shape, so the captured graph is right at every size. Padding amounts are
-    branch-free (zero where none is needed), so torch.export adds no guard on them.
-    Eager runs keep :class:`WindowGeometry`, which is faster. `kernels` are accepted
-    for the same interface and unused: these ops are their own reference.
+    shape, so the captured graph is right at every size. The same gather/scatter as
+    :class:`WindowGeometry`, but its indices are arithmetic on ``arange`` (window slot
+    -> shifted padded position -> source token): no pad, roll, crop or permute of a
+    map, whose size checks torch.export would turn into guards on the input size.
+    Eager runs keep :class:`WindowGeometry`, whose tables are cached. `kernels` are
+    accepted for the same interface and unused: these ops are their own reference.
     """
 
     def __init__(self, hw, window: Tuple[int, int], shift: Tuple[int, int], device):
-        self.hw, self.window, self.shift = tuple(hw), tuple(window), tuple(shift)
-        self.counts = tuple(window_count(size, win) for size, win in zip(self.hw, window))
-        padded = tuple(n * win for n, win in zip(self.counts, window))
-        self.mask = shift_window_mask(padded, window, shift, device) if any(shift) else None
+        (h, w), (wh, ww), (sh, sw) = tuple(hw), tuple(window), tuple(shift)
+        self.hw, self.window, self.shift = (h, w), (wh, ww), (sh, sw)
+        nh, nw = window_count(h, wh), window_count(w, ww)
+        hp, wp, tokens = nh * wh, nw * ww, wh * ww
+        self.num_windows = nh * nw
+        slot = torch.arange(self.num_windows * tokens, device=device)
+        window_index, offset = slot // tokens, slot % tokens
+        row = window_index // nw * wh + offset // ww  # in the shifted, padded map
+        col = window_index % nw * ww + offset % ww
+        source_row, source_col = (row + sh) % hp, (col + sw) % wp
+        self.real = ((source_row < h) & (source_col < w)).unsqueeze(-1)
+        self.gather = torch.where(self.real.squeeze(-1), source_row * w + source_col, 0)
+        token = torch.arange(h * w, device=device)
+        to_row, to_col = (token // w + hp - sh) % hp, (token % w + wp - sw) % wp
+        self.scatter = ((to_row // wh * nw + to_col // ww) * tokens
+                        + to_row % wh * ww + to_col % ww)
+        self.mask = None
+        if sh or sw:  # (num_windows, N) by broadcasting: a view would guard on its size
+            window_index = torch.arange(self.num_windows, device=device)[:, None]
+            offset = torch.arange(tokens, device=device)[None, :]
+            row = window_index // nw * wh + offset // ww
+            col = window_index % nw * ww + offset % ww
+            self.mask = _mask_between(_region(row, hp, wh, sh) * 3 + _region(col, wp, ww, sw))
 
     def partition(self, x: torch.Tensor, kernels=None) -> torch.Tensor:
         """(B, H, W, C) -> (B * num_windows, h * w, C): pad bottom/right, shift, cut."""
-        (h, w), (nh, nw), (wh, ww), c = self.hw, self.counts, self.window, x.shape[-1]
-        x = F.pad(x, (0, 0, 0, nw * ww - w, 0, nh * wh - h))
-        if any(self.shift):
-            x = torch.roll(x, shifts=(-self.shift[0], -self.shift[1]), dims=(1, 2))
-        x = x.view(-1, nh, wh, nw, ww, c).permute(0, 1, 3, 2, 4, 5)
-        return x.reshape(-1, wh * ww, c)
+        b, c = x.shape[0], x.shape[-1]
+        windows = torch.where(self.real, x.flatten(1, 2).index_select(1, self.gather), 0.)
+        return windows.view(b * self.num_windows, self.window[0] * self.window[1], c)
 
     def merge(self, windows: torch.Tensor, kernels=None) -> torch.Tensor:
         """Inverse of :meth:`partition`: (B * num_windows, h * w, C) -> (B, H, W, C)."""
-        (h, w), (nh, nw), (wh, ww), c = self.hw, self.counts, self.window, windows.shape[-1]
-        x = windows.view(-1, nh, nw, wh, ww, c).permute(0, 1, 3, 2, 4, 5)
-        x = x.reshape(-1, nh * wh, nw * ww, c)
-        if any(self.shift):
-            x = torch.roll(x, shifts=self.shift, dims=(1, 2))
-        return x[:, :h, :w].contiguous()
+        b, c = windows.shape[0] // self.num_windows, windows.shape[-1]
+        by_slot = windows.view(b, -1, c)
+        return by_slot.index_select(1, self.scatter).view(b, *self.hw, c)
