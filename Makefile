@@ -1,13 +1,13 @@
-# Two entry points for a fresh machine: `make demo` (the embedded training demo) and
-# `make test` (the whole test suite). Both create/refresh their virtual environments
-# first (idempotent; see tools/setup_env.sh).
+# Entry points for a fresh machine: `make demo` (the embedded training demo), `make test`
+# (the quick test tier) and `make test-all` (every test). Each creates/refreshes its
+# virtual environments first (idempotent; see tools/setup_env.sh).
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 COMPAT_VENV ?= .venv-torch2.1
 COMPAT_PYTHON := $(COMPAT_VENV)/bin/python
 GOLDENS := work_dirs/goldens
 
-.PHONY: setup setup-compat test test-main test-compat demo benchmark
+.PHONY: setup setup-compat test test-all test-quick test-main test-compat demo benchmark
 
 setup:
 	VENV=$(VENV) tools/setup_env.sh main
@@ -15,10 +15,18 @@ setup:
 setup-compat:
 	VENV=$(COMPAT_VENV) tools/setup_env.sh compat
 
-# The whole suite on the main stack (torch 2.13), then the backbone, conversion and
-# loading tests on torch 2.1.2 with mmcv built without ops, against what mmdet's
-# SwinTransformer computes on the main stack in this same run.
-test: test-main test-compat
+# Two tiers. `make test` (under 6 minutes on 2 cores after setup): every test except
+# those marked slow (end-to-end Runner and tool runs, full-size models, the benchmark),
+# on the main stack (torch 2.13), then the backbone, conversion and loading tests on
+# torch 2.1.2 with mmcv built without ops, against what mmdet's SwinTransformer computes
+# on the main stack in this same run. `make test-all` (what CI runs): the same with the
+# slow tests too.
+test: test-quick test-compat
+
+test-all: test-main test-compat
+
+test-quick: setup
+	$(PYTHON) -m pytest -m "not slow"
 
 test-main: setup
 	$(PYTHON) -m pytest

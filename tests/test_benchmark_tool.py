@@ -14,6 +14,7 @@ from swin_mm_dev.benchmark.models import parse_size
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_benchmark_runs_end_to_end_and_writes_the_report(tmp_path):
     report_path = tmp_path / 'report.json'
     done = subprocess.run(

@@ -13,7 +13,7 @@ NARROW = dict(embed_dims=16, depths=(2, 1, 1, 1), num_heads=(1, 2, 4, 8), drop_p
 UNIT_ROUNDOFF = {torch.bfloat16: 2.0 ** -8, torch.float16: 2.0 ** -11}
 
 
-@pytest.mark.parametrize('kernels', ['auto', 'reference'])
+@pytest.mark.parametrize('kernels', ['auto', pytest.param('reference', marks=pytest.mark.slow)])
 def test_forward_traces_as_one_graph(kernels, images):
     """Kernel selection included: it must run in the trace without tensor work."""
     torch._dynamo.reset()
@@ -22,6 +22,7 @@ def test_forward_traces_as_one_graph(kernels, images):
     assert explanation.graph_break_count == 0, explanation.break_reasons
 
 
+@pytest.mark.slow
 def test_fullgraph_compile_matches_eager_in_training(images):
     """fullgraph=True refuses any graph break; aot_eager also traces the backward."""
     torch._dynamo.reset()

@@ -315,7 +315,12 @@ def detection_batch(with_semantic):
     return dict(inputs=[image], data_samples=[sample])
 
 
-@pytest.mark.parametrize('name', CASCADE + HTCPP)
+def _tiered(names, quick):
+    """Full-size models: the quick tier (make test) builds `quick`, make test-all all."""
+    return [pytest.param(n, marks=() if n == quick else pytest.mark.slow) for n in names]
+
+
+@pytest.mark.parametrize('name', _tiered(CASCADE + HTCPP, 'cascade_mask_rcnn_swin_t_coco_3x'))
 def test_detector_builds_and_computes_losses(name):
     cfg = load(name)
     fewer_rois(cfg)
@@ -337,7 +342,7 @@ def test_detector_builds_and_computes_losses(name):
         assert len(result.pred_instances) <= 100
 
 
-@pytest.mark.parametrize('name', UPERNET)
+@pytest.mark.parametrize('name', _tiered(UPERNET, 'upernet_swin_t_ade20k'))
 def test_segmentor_builds_and_computes_losses(name):
     from mmseg.structures import SegDataSample
     model = build_model(load(name))

@@ -1,4 +1,5 @@
 """The HTC++ extra global self-attention layer (Swin paper, appendix A2.2)."""
+import pytest
 import torch
 from mmengine.optim import build_optim_wrapper
 
@@ -18,6 +19,7 @@ def test_off_by_default():
     assert SwinBackbone(**SMALL).global_attn is None
 
 
+@pytest.mark.slow
 def test_starts_as_identity_on_a_pretrained_backbone(images):
     peer = in_eval(randomize_(mmdet_swin(**SMALL)))
     ours = _with_global_attn(peer).eval()

@@ -57,6 +57,7 @@ def test_pretrained_and_init_cfg_together_are_refused():
         SwinBackbone(pretrained='a.pth', init_cfg=dict(type='Pretrained', checkpoint='b.pth'))
 
 
+@pytest.mark.slow
 def test_window_geometry_cache_stays_bounded_under_multi_scale_input(images):
     from swin_mm.models.layers import GEOMETRY_CACHE_SIZE
     peer = in_eval(randomize_(mmdet_swin(**SMALL)))

@@ -78,13 +78,24 @@ def _check_stock_config(config_path, scope, registry, images):
         assert max_abs_diff(ours.extract_feat(x), peer.extract_feat(x)) <= 1e-4
 
 
-@pytest.mark.parametrize('config_path', DET_CONFIGS, ids=os.path.basename)
+# The quick tier (make test) checks the smallest stock config of each; make test-all all.
+QUICK_STOCK = ('mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py',
+               'swin-tiny-patch4-window7_upernet_1xb8-20k_levir-256x256.py')
+
+
+def _tiered(paths):
+    return [pytest.param(p, id=os.path.basename(p),
+                         marks=() if os.path.basename(p) in QUICK_STOCK else pytest.mark.slow)
+            for p in paths]
+
+
+@pytest.mark.parametrize('config_path', _tiered(DET_CONFIGS))
 def test_stock_mmdet_swin_config(config_path, images):
     from mmdet.registry import MODELS
     _check_stock_config(config_path, 'mmdet', MODELS, images)
 
 
-@pytest.mark.parametrize('config_path', SEG_CONFIGS, ids=os.path.basename)
+@pytest.mark.parametrize('config_path', _tiered(SEG_CONFIGS))
 def test_stock_mmseg_swin_config(config_path, images):
     from mmseg.registry import MODELS
     _check_stock_config(config_path, 'mmseg', MODELS, images)

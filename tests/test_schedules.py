@@ -52,7 +52,13 @@ def test_every_config_names_its_recipe():
             assert recipe_of(cfg) == RECIPE[name], name
 
 
-@pytest.mark.parametrize('name', sorted(RECIPE))
+# The quick tier (make test) checks one config per schedule family; make test-all all.
+QUICK_SCHEDULES = ('cascade_mask_rcnn_swin_t_coco_3x', 'htcpp_swin_b_coco', 'upernet_swin_t_ade20k')
+
+
+@pytest.mark.parametrize('name', [
+    pytest.param(n, marks=() if n in QUICK_SCHEDULES else pytest.mark.slow)
+    for n in sorted(RECIPE)])
 def test_config_schedule_matches_published(name):
     cfg = Config.fromfile(os.path.join(CONFIG_DIR, name + '.py'))
     key = (RECIPE[name], _schedule_key(cfg))
@@ -103,6 +109,7 @@ def _tool_main():
     return module.main
 
 
+@pytest.mark.slow
 def test_tool_command_line():
     config = os.path.join(CONFIG_DIR, 'cascade_mask_rcnn_swin_t_coco_3x.py')
     out = subprocess.run([sys.executable, os.path.join('tools', 'check_schedule.py'), config,

@@ -42,7 +42,8 @@ def _fails(argv, capsys, expected):
     return err
 
 
-@pytest.mark.parametrize('command', COMMANDS)
+@pytest.mark.parametrize('command', ['console script',
+                                     pytest.param('tools/swin2mm.py', marks=pytest.mark.slow)])
 def test_cli_end_to_end_official(command, official_file, tmp_path, images):
     dst = tmp_path / 'converted.pth'
     before = _fingerprint(official_file)

@@ -130,6 +130,7 @@ print(before, during, threads())
 """
 
 
+@pytest.mark.slow
 def test_process_group_release_joins_the_gloo_threads(tmp_path):
     """Gloo threads still alive at interpreter teardown abort a finished run ("terminate
     called without an active exception"), so the tools must free the group before exit
@@ -203,11 +204,13 @@ def test_loading_a_checkpoint_skips_the_pretrained_init(tmp_path):
     ('test.py', [str(DET_CONFIG), 'epoch_1.pth', '--tta'],
      'error: --tta expects tta_model and tta_pipeline in the config, found no tta_model and '
      'no tta_pipeline'),
-    ('train.py', [str(SEG_CONFIG), '--amp'], "error: --amp needs a GPU: mmengine's "
-     'AmpOptimWrapper autocasts on CUDA, NPU, MLU or MUSA devices only'),
-    ('train.py', ['configs/upernet_swin_t_ade20k.py', '--cfg-options',
-                  'train_dataloader.batch_size=1'],
-     'error: train_dataloader.batch_size=1 per process cannot train on CPU'),
+    pytest.param('train.py', [str(SEG_CONFIG), '--amp'], "error: --amp needs a GPU: mmengine's "
+                 'AmpOptimWrapper autocasts on CUDA, NPU, MLU or MUSA devices only',
+                 marks=pytest.mark.slow),
+    pytest.param('train.py', ['configs/upernet_swin_t_ade20k.py', '--cfg-options',
+                              'train_dataloader.batch_size=1'],
+                 'error: train_dataloader.batch_size=1 per process cannot train on CPU',
+                 marks=pytest.mark.slow),
 ])
 def test_tool_errors_are_one_line(tool, args, message):
     if '--amp' in args and __import__('torch').cuda.is_available():

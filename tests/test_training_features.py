@@ -66,12 +66,14 @@ def _run_ddp(implementation):
     return dict(results)
 
 
+@pytest.mark.slow
 def test_ddp_training_with_frozen_stages_runs_on_two_gloo_processes():
     results = _run_ddp('ours')
     assert results[0][0] and results[1][0], 'frozen weights changed'
     assert results[0][1] == pytest.approx(results[1][1]), 'replicas diverged'
 
 
+@pytest.mark.slow
 def test_mmdet_fails_where_ours_runs():
     """The peer's bug this fixes (mmdetection#8208 and others): same harness, it crashes."""
     results = _run_ddp('mmdet')
