@@ -19,7 +19,7 @@ from mmcv.cnn.bricks.drop import DropPath
 from ..kernels import Kernels
 from ..kernels.compat import is_compiling
 from .windows import (
-    ShapeGenericGeometry, WindowGeometry, relative_position_index, window_count
+    ShapeGenericGeometry, WindowGeometry, relative_position_index, remainder, window_count
 )
 
 GEOMETRY_CACHE_SIZE = 8
@@ -205,7 +205,7 @@ class PatchMerging(nn.Module):
         h2, w2 = window_count(h, 2), window_count(w, 2)
         slot = torch.arange(h2 * w2 * 4, device=x.device)
         token, offset = slot // 4, slot % 4
-        row, col = token // w2 * 2 + offset // 2, token % w2 * 2 + offset % 2
+        row, col = token // w2 * 2 + offset // 2, remainder(token, w2) * 2 + offset % 2
         real = ((row < h) & (col < w)).unsqueeze(-1)
         x = torch.where(real, x.flatten(1, 2).index_select(1, torch.where(
             real.squeeze(-1), row * w + col, 0)), 0.)

@@ -129,6 +129,12 @@ class WindowGeometry:
         return kernels.merge(windows, self.gather, self.scatter, self.padding_slots, self.hw)
 
 
+def remainder(value: torch.Tensor, size) -> torch.Tensor:
+    """``value % size`` for a traced `size`, as floor division: the dynamo ONNX exporter
+    cannot translate a remainder by a symbolic scalar (torch 2.13, onnxscript 0.7)."""
+    return value - value // size * size
+
+
 def capturing_graph(x: torch.Tensor) -> bool:
     """Whether `x` flows through a graph capture that must stay valid at other sizes:
     torch.onnx export, torch.jit tracing, torch.export (all its modes), or symbolic
@@ -171,12 +177,13 @@ class ShapeGenericGeometry:
         slot = torch.arange(self.num_windows * tokens, device=device)
         window_index, offset = slot // tokens, slot % tokens
         row = window_index // nw * wh + offset // ww  # in the shifted, padded map
-        col = window_index % nw * ww + offset % ww
-        source_row, source_col = (row + sh) % hp, (col + sw) % wp
+        col = remainder(window_index, nw) * ww + offset % ww
+        source_row, source_col = remainder(row + sh, hp), remainder(col + sw, wp)
         self.real = ((source_row < h) & (source_col < w)).unsqueeze(-1)
         self.gather = torch.where(self.real.squeeze(-1), source_row * w + source_col, 0)
         token = torch.arange(h * w, device=device)
-        to_row, to_col = (token // w + hp - sh) % hp, (token % w + wp - sw) % wp
+        to_row = remainder(token // w + hp - sh, hp)
+        to_col = remainder(remainder(token, w) + wp - sw, wp)
         self.scatter = ((to_row // wh * nw + to_col // ww) * tokens
                         + to_row % wh * ww + to_col % ww)
         self.mask = None
@@ -184,7 +191,7 @@ class ShapeGenericGeometry:
             window_index = torch.arange(self.num_windows, device=device)[:, None]
             offset = torch.arange(tokens, device=device)[None, :]
             row = window_index // nw * wh + offset // ww
-            col = window_index % nw * ww + offset % ww
+            col = remainder(window_index, nw) * ww + offset % ww
             self.mask = _mask_between(_region(row, hp, wh, sh) * 3 + _region(col, wp, ww, sw))
 
     def partition(self, x: torch.Tensor, kernels=None) -> torch.Tensor:

@@ -1,0 +1,174 @@
+"""Deployment: one dynamic export, run at sizes other than the traced one, against eager.
+
+- classic ONNX (opset 17) in onnxruntime at four sizes, padding cases included; its op
+  types (standard domain only, no Roll/Unfold, which mmdeploy's TensorRT path lacks);
+- a torch.export ``.pt2`` with dynamic batch/height/width, saved and loaded;
+- torch.jit.trace, which follows the traced shape and so works at other sizes;
+- the abs-position-embedding and global-attention variants; the CLI as a subprocess;
+- mmdet's SwinTransformer with the same weights, side by side: its dynamic ONNX runs
+  only at sizes that need no padding, which is what it is asserted to do.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+
+from swin_mm.export import (
+    build_backbone, check_against_eager, example_input, export_onnx, export_program
+)
+from swin_mm.models.windows import WindowGeometry
+
+SMALL = dict(embed_dims=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8))
+SIZES = [(227, 301), (320, 448), (224, 224), (800, 1344)]
+TOLERANCE = 1e-4
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def images(height, width, batch=1, seed=0):
+    return torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(seed))
+
+
+def max_diff(got, expected):
+    return max(float((torch.as_tensor(g) - e).abs().max()) for g, e in zip(got, expected))
+
+
+@pytest.fixture(scope='module')
+def model():
+    torch.manual_seed(0)
+    return build_backbone(arguments=SMALL)
+
+
+@pytest.fixture(scope='module')
+def onnx_path(model, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp('onnx') / 'swin.onnx')
+    export_onnx(model, path, example_input(model))
+    return path
+
+
+def test_classic_onnx_matches_eager_at_other_sizes(model, onnx_path):
+    session = onnxruntime.InferenceSession(onnx_path, providers=['CPUExecutionProvider'])
+    for (height, width), batch in zip(SIZES, (2, 1, 1, 1)):
+        x = images(height, width, batch)
+        with torch.no_grad():
+            expected = model(x)
+        got = session.run(None, {'images': x.numpy()})
+        assert [g.shape for g in got] == [tuple(e.shape) for e in expected]
+        assert max_diff(got, expected) <= TOLERANCE, (height, width)
+
+
+def test_onnx_graph_holds_only_standard_ops(onnx_path):
+    graph = onnx.load(onnx_path).graph
+    op_types = sorted({node.op_type for node in graph.node})
+    assert {node.domain for node in graph.node} <= {'', 'ai.onnx'}
+    assert 'Roll' not in op_types and 'Unfold' not in op_types
+    # The whole list, so a change in what the graph needs shows up here.
+    assert set(op_types) <= {
+        'Add', 'And', 'Cast', 'Concat', 'Constant', 'ConstantOfShape', 'Conv', 'Div',
+        'Equal', 'Erf', 'Gather', 'GreaterOrEqual', 'Identity', 'LayerNormalization',
+        'Less', 'MatMul', 'Mod', 'Mul', 'Not', 'Pad', 'Range', 'Reshape', 'Shape', 'Slice',
+        'Softmax', 'Split', 'Squeeze', 'Sub', 'Transpose', 'Unsqueeze', 'Where'}, op_types
+
+
+def test_eager_after_export_is_unchanged_and_uses_its_caches(model, onnx_path):
+    x = images(227, 301)
+    fresh = build_backbone(arguments=SMALL)
+    fresh.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        after, reference = model(x), fresh(x)
+    assert all(torch.equal(a, r) for a, r in zip(after, reference))
+    assert all(a.is_contiguous() for a in after)
+    plain, shifted = model.stages[0]._geometry_cache[((57, 76), torch.device('cpu'))]
+    assert isinstance(plain, WindowGeometry) and isinstance(shifted, WindowGeometry)
+
+
+def test_torch_export_program_is_dynamic(model, tmp_path):
+    path = str(tmp_path / 'swin.pt2')
+    export_program(model, path, example_input(model))
+    rows = check_against_eager(model, path, [(227, 301), (320, 448), (512, 512)], repeats=1)
+    assert all(max(row['max_abs_diff']) <= TOLERANCE for row in rows), rows
+    program = torch.export.load(path).module()
+    # One window in the last stage is outside what the program holds: a clear refusal.
+    with pytest.raises(Exception, match='Guard failed'):
+        program(images(224, 224))
+    with torch.no_grad():
+        assert max_diff(program(images(320, 448, batch=3)), model(images(320, 448, 3))) \
+            <= TOLERANCE
+
+
+def test_jit_trace_follows_the_input_shape(model):
+    traced = torch.jit.trace(model, images(224, 224))
+    for height, width in SIZES[:3]:
+        x = images(height, width, seed=1)
+        with torch.no_grad():
+            assert max_diff(traced(x), model(x)) <= TOLERANCE, (height, width)
+
+
+@pytest.mark.slow
+def test_abs_pos_embed_and_global_attention_export(tmp_path):
+    torch.manual_seed(1)
+    model = build_backbone(arguments=dict(SMALL, use_abs_pos_embed=True, global_attn=True,
+                                          pretrain_img_size=224, out_indices=(1, 3)))
+    with torch.no_grad():  # the layer starts as the identity; make it do something
+        for param in model.global_attn.parameters():
+            param.normal_(0, 0.05)
+    path = str(tmp_path / 'variants.onnx')
+    export_onnx(model, path, example_input(model))
+    rows = check_against_eager(model, path, [(224, 224), (227, 301)], repeats=1)
+    assert all(max(row['max_abs_diff']) <= TOLERANCE for row in rows), rows
+
+
+def test_cli_exports_and_checks(tmp_path):
+    out = tmp_path / 'cli.onnx'
+    args = [sys.executable, os.path.join(ROOT, 'tools', 'export.py'), str(out),
+            '--arg', 'embed_dims=16', '--arg', 'depths=(1,1)', '--arg', 'num_heads=(1,2)',
+            '--arg', 'strides=(4,2)', '--arg', 'out_indices=(0,1)',
+            '--check-sizes', '64x64', '65x97']
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert '65x97: max abs diff per output' in done.stdout and 'onnxruntime' in done.stdout
+    assert sorted(os.listdir(tmp_path)) == ['cli.onnx']
+
+    bad = subprocess.run(args[:2] + [str(tmp_path / 'x.onnx'), '--arg', 'embed_dims=-1'],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1].startswith('swin-mm-export: error:')
+    assert sorted(os.listdir(tmp_path)) == ['cli.onnx']  # nothing half-written
+
+
+def test_mmdet_dynamic_onnx_runs_only_where_no_padding_is_needed(model, tmp_path):
+    """Side by side: mmdet's SwinTransformer with the same weights, exported the same
+    way, fails in onnxruntime at 227x301 and 320x448 (its padding is baked in)."""
+    from mmdet.models.backbones import SwinTransformer
+    theirs = SwinTransformer(**SMALL)
+    theirs.load_state_dict(model.state_dict())
+    theirs.eval()
+    path = str(tmp_path / 'mmdet.onnx')
+    torch.onnx.export(theirs, (images(224, 224),), path, dynamo=False, opset_version=17,
+                      input_names=['images'],
+                      dynamic_axes={'images': {0: 'batch', 2: 'height', 3: 'width'}})
+    session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+    for height, width in [(224, 224), (448, 448)]:
+        x = images(height, width)
+        with torch.no_grad():
+            assert max_diff(session.run(None, {'images': x.numpy()}), theirs(x)) <= TOLERANCE
+    for height, width in [(227, 301), (320, 448)]:
+        with pytest.raises(Exception, match='Reshape'):
+            session.run(None, {'images': images(height, width).numpy()})
+
+
+def test_our_onnx_matches_mmdet_eager(model, onnx_path):
+    from mmdet.models.backbones import SwinTransformer
+    theirs = SwinTransformer(**SMALL)
+    theirs.load_state_dict(model.state_dict())
+    theirs.eval()
+    session = onnxruntime.InferenceSession(onnx_path, providers=['CPUExecutionProvider'])
+    x = images(227, 301, seed=3)
+    with torch.no_grad():
+        expected = theirs(x)
+    assert max_diff(session.run(None, {'images': x.numpy()}), expected) <= TOLERANCE
+    assert np.isfinite(expected[-1].numpy()).all()
