@@ -2,6 +2,7 @@
 
 - classic ONNX (opset 17) in onnxruntime at four sizes, padding cases included; its op
   types (standard domain only, no Roll/Unfold, which mmdeploy's TensorRT path lacks);
+- the dynamo ONNX exporter (opset 18: the lowest it implements) the same way;
 - a torch.export ``.pt2`` with dynamic batch/height/width, saved and loaded;
 - torch.jit.trace, which follows the traced shape and so works at other sizes;
 - the abs-position-embedding and global-attention variants; the CLI as a subprocess;
@@ -98,6 +99,17 @@ def test_torch_export_program_is_dynamic(model, tmp_path):
     with torch.no_grad():
         assert max_diff(program(images(320, 448, batch=3)), model(images(320, 448, 3))) \
             <= TOLERANCE
+
+
+@pytest.mark.slow
+def test_dynamo_onnx_matches_eager_at_other_sizes(model, tmp_path):
+    path = str(tmp_path / 'dynamo.onnx')
+    export_onnx(model, path, example_input(model), dynamo=True)
+    rows = check_against_eager(model, path, [(224, 224), (227, 301), (320, 448)], repeats=1)
+    assert all(max(row['max_abs_diff']) <= TOLERANCE for row in rows), rows
+    nodes = onnx.load(path).graph.node
+    assert {node.domain for node in nodes} <= {'', 'ai.onnx'}
+    assert not {'Roll', 'Unfold'} & {node.op_type for node in nodes}
 
 
 def test_jit_trace_follows_the_input_shape(model):

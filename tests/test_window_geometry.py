@@ -5,7 +5,8 @@
 - the shift mask against the official 3x3 slice labelling (microsoft/Swin-Transformer,
   ``SwinTransformerBlock.__init__``), compared where masked: ours is -inf, theirs -100;
 - non-square windows by value against torchvision's ``shifted_window_attention``
-  inside its ``SwinTransformerBlock``.
+  inside its ``SwinTransformerBlock``;
+- the export-time ShapeGenericGeometry against all of the above.
 """
 import dataclasses
 
@@ -17,7 +18,7 @@ from torchvision.models.swin_transformer import SwinTransformerBlock
 from swin_mm.kernels import select_kernels
 from swin_mm.kernels.partition import lean_merge, lean_partition
 from swin_mm.models.layers import SwinBlock
-from swin_mm.models.windows import WindowGeometry
+from swin_mm.models.windows import ShapeGenericGeometry, WindowGeometry
 
 CPU = torch.device('cpu')
 REFERENCE = select_kernels('cpu', 'reference')
@@ -200,3 +201,20 @@ def test_non_square_window_block_matches_torchvision(hw, window, shifted, mode):
         expected = tv_block(x)
         out = ours(x, geometry, select_kernels('cpu', mode))
     assert float((out - expected).abs().max()) <= 1e-5
+
+
+@pytest.mark.parametrize('hw,window,shift', geometry_cases())
+def test_shape_generic_geometry_is_window_geometry(hw, window, shift):
+    """The export-time geometry (indices from the shape at run time) against the cached
+    tables: same windows (padding zero), same merge, same mask."""
+    cached = WindowGeometry.build(hw, window, shift, CPU)
+    generic = ShapeGenericGeometry(hw, window, shift, CPU)
+    x = random_map(hw)
+    windows = generic.partition(x)
+    assert torch.equal(windows, pad_roll_cut(x, window, shift))
+    assert torch.equal(windows, cached.partition(x, REFERENCE))
+    arbitrary = random_map((windows.shape[0], window[0] * window[1]), batch=1, seed=1)[0]
+    assert torch.equal(generic.merge(arbitrary), uncut_unroll_crop(arbitrary, hw, window, shift))
+    assert (generic.mask is None) == (cached.mask is None)
+    if cached.mask is not None:
+        assert torch.equal(generic.mask, cached.mask)

@@ -193,7 +193,6 @@ class PatchMerging(nn.Module):
             x = self.norm(x)
         return self.reduction(x)
 
-
     @staticmethod
     def _gather_neighbourhoods(x: torch.Tensor) -> torch.Tensor:
         """The same (B, H/2, W/2, 4C) as the eager path, for graph capture: one gather

@@ -135,6 +135,14 @@ def remainder(value: torch.Tensor, size) -> torch.Tensor:
     return value - value // size * size
 
 
+def _shifted_position(window_index: torch.Tensor, offset: torch.Tensor, windows_per_row,
+                      window: Tuple[int, int]):
+    """(row, column) in the shifted, padded map of token `offset` of window `window_index`."""
+    (wh, ww), per_row = window, windows_per_row
+    return (window_index // per_row * wh + offset // ww,
+            remainder(window_index, per_row) * ww + offset % ww)
+
+
 def capturing_graph(x: torch.Tensor) -> bool:
     """Whether `x` flows through a graph capture that must stay valid at other sizes:
     torch.onnx export, torch.jit tracing, torch.export (all its modes), or symbolic
@@ -175,9 +183,7 @@ class ShapeGenericGeometry:
         hp, wp, tokens = nh * wh, nw * ww, wh * ww
         self.num_windows = nh * nw
         slot = torch.arange(self.num_windows * tokens, device=device)
-        window_index, offset = slot // tokens, slot % tokens
-        row = window_index // nw * wh + offset // ww  # in the shifted, padded map
-        col = remainder(window_index, nw) * ww + offset % ww
+        row, col = _shifted_position(slot // tokens, slot % tokens, nw, window)
         source_row, source_col = remainder(row + sh, hp), remainder(col + sw, wp)
         self.real = ((source_row < h) & (source_col < w)).unsqueeze(-1)
         self.gather = torch.where(self.real.squeeze(-1), source_row * w + source_col, 0)
@@ -188,10 +194,8 @@ class ShapeGenericGeometry:
                         + to_row % wh * ww + to_col % ww)
         self.mask = None
         if sh or sw:  # (num_windows, N) by broadcasting: a view would guard on its size
-            window_index = torch.arange(self.num_windows, device=device)[:, None]
-            offset = torch.arange(tokens, device=device)[None, :]
-            row = window_index // nw * wh + offset // ww
-            col = remainder(window_index, nw) * ww + offset % ww
+            row, col = _shifted_position(torch.arange(self.num_windows, device=device)[:, None],
+                                         torch.arange(tokens, device=device)[None, :], nw, window)
             self.mask = _mask_between(_region(row, hp, wh, sh) * 3 + _region(col, wp, ww, sw))
 
     def partition(self, x: torch.Tensor, kernels=None) -> torch.Tensor:
