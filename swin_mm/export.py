@@ -90,6 +90,9 @@ def _atomic_output(path: str):
     os.close(handle)
     try:
         yield temporary
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 is not what a plain write gives
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

@@ -87,6 +87,7 @@ def test_eager_after_export_is_unchanged_and_uses_its_caches(model, onnx_path):
     assert isinstance(plain, WindowGeometry) and isinstance(shifted, WindowGeometry)
 
 
+@pytest.mark.slow
 def test_torch_export_program_is_dynamic(model, tmp_path):
     path = str(tmp_path / 'swin.pt2')
     export_program(model, path, example_input(model))
