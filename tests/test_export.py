@@ -87,19 +87,17 @@ def test_eager_after_export_is_unchanged_and_uses_its_caches(model, onnx_path):
     assert isinstance(plain, WindowGeometry) and isinstance(shifted, WindowGeometry)
 
 
-@pytest.mark.slow
 def test_torch_export_program_is_dynamic(model, tmp_path):
     path = str(tmp_path / 'swin.pt2')
     export_program(model, path, example_input(model))
-    rows = check_against_eager(model, path, [(227, 301), (320, 448), (512, 512)], repeats=1)
-    assert all(max(row['max_abs_diff']) <= TOLERANCE for row in rows), rows
     program = torch.export.load(path).module()
+    for (height, width), batch in [((227, 301), 1), ((320, 448), 3), ((512, 512), 1)]:
+        x = images(height, width, batch, seed=2)
+        with torch.no_grad():
+            assert max_diff(program(x), model(x)) <= TOLERANCE, (height, width)
     # One window in the last stage is outside what the program holds: a clear refusal.
     with pytest.raises(Exception, match='Guard failed'):
         program(images(224, 224))
-    with torch.no_grad():
-        assert max_diff(program(images(320, 448, batch=3)), model(images(320, 448, 3))) \
-            <= TOLERANCE
 
 
 @pytest.mark.slow
