@@ -11,15 +11,14 @@ complete (temporary file in the same directory, then rename).
 """
 import argparse
 import ast
-import contextlib
 import os
 import sys
-import tempfile
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from .commands import OneLineErrorParser, written_atomically
 from .models import SwinBackbone
 
 FORMATS = ('onnx', 'pt2')
@@ -78,33 +77,12 @@ def min_size(model: SwinBackbone) -> int:
     return model.patch_embed.patch_size * 2 ** (len(model.stages) - 1) + 1
 
 
-@contextlib.contextmanager
-def _atomic_output(path: str):
-    """Yield a temporary path next to `path`; rename it to `path` only on success."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ExportError(f'{path}: directory {directory} does not exist')
-    stem, extension = os.path.splitext(os.path.basename(path))
-    handle, temporary = tempfile.mkstemp(prefix=f'.{stem}.partial.', suffix=extension,
-                                         dir=directory)
-    os.close(handle)
-    try:
-        yield temporary
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 is not what a plain write gives
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
 def export_onnx(model: SwinBackbone, path: str, example: torch.Tensor,
                 opset: int = DEFAULT_OPSET, dynamo: bool = False) -> None:
     """ONNX with dynamic batch, height and width: the classic TorchScript exporter,
     or with `dynamo` the torch.export-based one."""
     names = output_names(model)
-    with _atomic_output(path) as temporary, torch.no_grad():
+    with written_atomically(path) as temporary, torch.no_grad():
         if dynamo:
             batch, height, width = _dims(model)
             torch.onnx.export(model, (example,), temporary, dynamo=True, opset_version=opset,
@@ -143,7 +121,7 @@ def export_program(model: SwinBackbone, path: str, example: torch.Tensor) -> Non
         program = torch.export.export(model, (example,),
                                       dynamic_shapes={'images': {0: batch, 2: height,
                                                                  3: width}})
-    with _atomic_output(path) as temporary:
+    with written_atomically(path) as temporary:
         torch.export.save(program, temporary)
 
 
@@ -197,11 +175,6 @@ def check_against_eager(model: SwinBackbone, path: str,
     return rows
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f'{self.prog}: error: {message}\n')
-
-
 def _size(text: str) -> Tuple[int, int]:
     try:
         height, width = (int(v) for v in text.lower().split('x'))
@@ -225,7 +198,7 @@ def _arguments(pairs: Sequence[str]) -> dict:
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    parser = _Parser(prog='swin-mm-export', description=(
+    parser = OneLineErrorParser(prog='swin-mm-export', description=(
         'Export a SwinBackbone to ONNX or .pt2 with dynamic batch/height/width and check '
         'it against eager at several sizes.'))
     parser.add_argument('output', help='file to write: .onnx or .pt2')

@@ -12,6 +12,7 @@ from typing import List, Optional
 import torch
 
 from .. import __version__
+from ..commands import OneLineErrorParser
 from ..models import SwinBackbone
 from .errors import CheckpointError
 from .layouts import LAYOUTS, Conversion, convert_checkpoint
@@ -23,13 +24,8 @@ from .reading import read_checkpoint, write_checkpoint
 VERIFY_TOLERANCE = 1e-4
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f'{self.prog}: error: {message}\n')
-
-
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    parser = _Parser(prog='swin2mm', description=(
+    parser = OneLineErrorParser(prog='swin2mm', description=(
         'Convert a Swin v1 checkpoint (official, official detection/segmentation release, '
         'timm, mmpretrain or mmdet/mmseg layout) to the swin_mm (mmdet/mmseg) layout.'))
     parser.add_argument('src', help='checkpoint to convert (never modified)')

@@ -4,12 +4,12 @@ import inspect
 import io
 import os
 import pickle
-import tempfile
 import zipfile
 from urllib.parse import urlparse
 
 import torch
 
+from ..commands import written_atomically
 from . import unpickler
 from .errors import CheckpointError, DownloadError
 
@@ -90,16 +90,5 @@ def read_checkpoint(path: str, unsafe: bool = False):
 
 def write_checkpoint(checkpoint, path: str) -> None:
     """torch.save to a temporary file beside `path`, then rename: never a half-written file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.',
-                                         suffix='.tmp', dir=directory)
-    try:
-        with os.fdopen(handle, 'wb') as stream:
-            torch.save(checkpoint, stream)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 is for the temporary only
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    with written_atomically(path) as temporary:
+        torch.save(checkpoint, temporary)
