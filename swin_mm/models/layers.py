@@ -19,7 +19,7 @@ from mmcv.cnn.bricks.drop import DropPath
 from ..kernels import Kernels
 from ..kernels.compat import is_compiling
 from .windows import (
-    ShapeGenericGeometry, WindowGeometry, relative_position_index, remainder, window_count
+    ShapeGenericGeometry, WindowGeometry, relative_position_index, window_count
 )
 
 GEOMETRY_CACHE_SIZE = 8
@@ -195,21 +195,15 @@ class PatchMerging(nn.Module):
 
     @staticmethod
     def _gather_neighbourhoods(x: torch.Tensor) -> torch.Tensor:
-        """The same (B, H/2, W/2, 4C) as the eager path, for graph capture: one gather
-        of tokens by indices computed from the traced shape (zero where the 2x2
-        neighbourhood hangs over the bottom/right edge), then one of channels into
-        mmcv's order; a pad + view + permute of the map would make torch.export guard
-        on the map's size."""
+        """The same (B, H/2, W/2, 4C) as the eager path, for graph capture: the 2x2
+        neighbourhoods are unshifted 2x2 windows, cut by :class:`ShapeGenericGeometry`
+        (no pad + view + permute of the map, which would make torch.export guard on its
+        size), then one gather of channels into mmcv's order (a 4D view would guard too)."""
         b, h, w, c = x.shape
-        h2, w2 = window_count(h, 2), window_count(w, 2)
-        slot = torch.arange(h2 * w2 * 4, device=x.device)
-        token, offset = slot // 4, slot % 4
-        row, col = token // w2 * 2 + offset // 2, remainder(token, w2) * 2 + offset % 2
-        real = ((row < h) & (col < w)).unsqueeze(-1)
-        x = torch.where(real, x.flatten(1, 2).index_select(1, torch.where(
-            real.squeeze(-1), row * w + col, 0)), 0.)
+        neighbourhoods = ShapeGenericGeometry((h, w), (2, 2), (0, 0), x.device).partition(x)
         position_major = torch.arange(4 * c, device=x.device).view(4, c).t().flatten()
-        x = x.view(b, h2 * w2, 4 * c).index_select(-1, position_major)  # 4D would guard too
+        h2, w2 = window_count(h, 2), window_count(w, 2)
+        x = neighbourhoods.view(b, h2 * w2, 4 * c).index_select(-1, position_major)
         return x.view(b, h2, w2, 4 * c)
 
 
