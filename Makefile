@@ -49,5 +49,4 @@ demo: setup
 		--num-train 300 --num-val 40 --size 64
 	PYTHON=$(PYTHON) tools/dist_train.sh configs/demo/upernet_swin_synthetic_ade20k.py 2 \
 		--work-dir work_dirs/demo
-	$(PYTHON) tools/demo_report.py configs/demo/upernet_swin_synthetic_ade20k.py work_dirs/demo \
-		--class-names background circle square triangle striped_hexagon
+	$(PYTHON) tools/demo_report.py configs/demo/upernet_swin_synthetic_ade20k.py work_dirs/demo

@@ -11,7 +11,6 @@ import gc
 import inspect
 import os
 import os.path as osp
-import sys
 from typing import List, Optional
 
 import torch
@@ -23,8 +22,10 @@ from mmengine.registry import RUNNERS, init_default_scope
 from mmengine.runner import Runner, find_latest_checkpoint
 
 from . import norm_sync  # noqa: F401  (registers SyncBatchNormStatsHook)
+from .checkpoint_safety import read_checkpoints_weights_only
+from .console import quiet_console, quiet_warnings
+from .launch import report_error
 from swin_mm.checkpoints.errors import CheckpointError
-from swin_mm.checkpoints.unpickler import mmengine_globals
 
 
 class SetupError(ValueError):
@@ -33,17 +34,26 @@ class SetupError(ValueError):
 
 @contextlib.contextmanager
 def one_line_errors():
-    """Report a setup or checkpoint problem as one line on stderr, exit status 2."""
+    """Report a setup or checkpoint problem as one line, exit status 2 (on stderr, or
+    through the distributed launcher, which prints it once for all processes)."""
     try:
         yield
     except (SetupError, CheckpointError, FileNotFoundError) as err:
-        print(f'error: {err}', file=sys.stderr)
+        report_error(f'error: {err}')
         raise SystemExit(2) from None
+
+
+class _ToolParser(argparse.ArgumentParser):
+    """Usage errors as one line, reported like the tools' other errors."""
+
+    def error(self, message):
+        report_error(f'{self.prog}: error: {message}')
+        raise SystemExit(2)
 
 
 def tool_parser(description: str) -> argparse.ArgumentParser:
     """Arguments shared by tools/train.py and tools/test.py (the config comes first)."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = _ToolParser(description=description)
     parser.add_argument('config', help='config file path')
     parser.add_argument('--work-dir', help='where logs and checkpoints go '
                         '(default: work_dirs/<config name>)')
@@ -254,33 +264,39 @@ def process_group_released():
             dist.destroy_process_group()
 
 
-def allow_mmengine_checkpoints() -> None:
-    """Let mmengine's own ``torch.load`` calls (``--resume``, ``load_from``, tools/test.py)
-    read its checkpoints where torch loads weights-only by default (2.6+).
-
-    This opts the whole process in, on purpose: mmengine calls torch.load itself, outside
-    ``read_checkpoint``. The message hub holds HistoryBuffers and numpy arrays and
-    scalars; protocol-2 pickles reach nested names through ``getattr``, which grants
-    attribute reads only (the weights-only unpickler still calls nothing outside its
-    allow-list). torch before 2.4 has no allow-list; there torch.load unpickles in full
-    by default, so mmengine reads its files without one.
-    """
-    if hasattr(torch.serialization, 'add_safe_globals'):
-        torch.serialization.add_safe_globals(mmengine_globals() + [getattr])
-
-
 def build_runner(cfg: Config, changes: List[str] = ()) -> Runner:
-    """Build the (possibly custom) runner and log the machine adaptations into its log."""
-    allow_mmengine_checkpoints()
+    """Build the (possibly custom) runner and log the machine adaptations into its log.
+
+    Checkpoints it loads are read weights-only and must hold the model's weights
+    (:mod:`.checkpoint_safety`); its console shows progress, metrics and these changes,
+    its log file everything (:mod:`.console`).
+    """
+    quiet_warnings()
+    read_checkpoints_weights_only()
+    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
+        dict(type='CheckpointHoldsModelWeightsHook')]
     init_cpu_process_group(cfg)
-    if 'runner_type' in cfg:
-        init_default_scope(cfg.get('default_scope', 'mmengine'))
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
+    runner = _tool_runner_class(cfg).from_cfg(cfg)
     for change in changes:
         runner.logger.info(change)
+    runner.logger.info(f'config, environment and optimizer options in full: '
+                       f'{osp.join(runner.log_dir, runner.timestamp)}.log')
     return runner
+
+
+def _tool_runner_class(cfg: Config) -> type:
+    """The config's runner class (``runner_type``, else mmengine's Runner) with the
+    console filter on its logger."""
+    base = Runner
+    if 'runner_type' in cfg:
+        init_default_scope(cfg.get('default_scope', 'mmengine'))
+        base = RUNNERS.get(cfg.runner_type)
+
+    class ToolRunner(base):
+        def build_logger(self, *args, **kwargs):
+            return quiet_console(super().build_logger(*args, **kwargs))
+
+    return ToolRunner
 
 
 def set_local_rank(local_rank: int) -> None:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import goldens as G
-from helpers import assert_same_gradient, max_abs_diff
+from helpers import RunsCode, assert_same_gradient, max_abs_diff
 from swin_mm import SwinBackbone
 from swin_mm.checkpoints import CheckpointError, read_checkpoint
 
@@ -131,13 +131,9 @@ def test_mmengine_checkpoint_with_numpy_and_history_reads_safely(tmp_path):
     assert np.array_equal(loaded['meta']['scores'], np.arange(3.0))
 
 
-class _RunsCode:
-    def __reduce__(self):
-        return (os.system, ('echo pwned > /dev/null',))
-
-
 def test_code_carrying_checkpoint_is_refused(tmp_path):
     path = tmp_path / 'evil.pth'
-    torch.save({'state_dict': {}, 'payload': _RunsCode()}, path)
-    with pytest.raises(CheckpointError, match='refusing'):
+    torch.save({'state_dict': {}, 'payload': RunsCode(tmp_path / 'ran')}, path)
+    with pytest.raises(CheckpointError, match='refused'):
         read_checkpoint(str(path))
+    assert not (tmp_path / 'ran').exists()

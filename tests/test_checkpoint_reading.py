@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import SMALL
+from helpers import SMALL, RunsCode
 from swin_mm import SwinBackbone
 from swin_mm.checkpoints import CheckpointError, read_checkpoint
-from swin_mm_dev.runner_setup import allow_mmengine_checkpoints
+from swin_mm_dev.checkpoint_safety import read_checkpoints_weights_only
 
 
 def _mmengine_style(path):
@@ -38,15 +38,25 @@ def test_reads_what_torchs_full_unpickler_reads(tmp_path):
 @pytest.mark.skipif(not hasattr(torch.serialization, 'get_safe_globals'),
                     reason='this torch has no process-wide allow-list (before 2.5)')
 def test_reading_leaves_torchs_allow_list_alone(tmp_path):
-    """The Runner's order: the tools allow mmengine's classes, the backbone's init_cfg
-    is read, then mmengine's own torch.load (weights-only on torch >= 2.6) resumes."""
     path = _mmengine_style(tmp_path / 'iter_4.pth')
-    allow_mmengine_checkpoints()
     before = set(map(repr, torch.serialization.get_safe_globals()))
     read_checkpoint(str(path))
     assert set(map(repr, torch.serialization.get_safe_globals())) == before
-    resumed = torch.load(path, weights_only=True)
+
+
+def test_mmengine_loads_go_through_the_weights_only_reader(tmp_path):
+    """What the tools set up: mmengine's loader (load_from, --resume, test checkpoints)
+    reads an mmengine checkpoint whole and refuses a code-carrying one, on any torch."""
+    from mmengine.runner.checkpoint import _load_checkpoint
+    read_checkpoints_weights_only()
+    resumed = _load_checkpoint(str(_mmengine_style(tmp_path / 'iter_4.pth')))
     assert resumed['message_hub']['log_scalars']['train/loss'].current() == 0.75
+    evil = tmp_path / 'evil.pth'
+    marker = tmp_path / 'ran'
+    torch.save({'state_dict': {}, 'x': RunsCode(marker)}, evil)
+    with pytest.raises(CheckpointError, match='refused'):
+        _load_checkpoint(str(evil))
+    assert not marker.exists()
 
 
 class _ReadsAFileMethod:
@@ -59,7 +69,7 @@ class _ReadsAFileMethod:
 def test_getattr_reaches_history_buffer_statistics_only(tmp_path):
     path = tmp_path / 'sneaky.pth'
     torch.save({'state_dict': {}, 'x': _ReadsAFileMethod()}, path)
-    with pytest.raises(CheckpointError, match=r"needs arbitrary unpickling .*getattr\(<class "
+    with pytest.raises(CheckpointError, match=r"could run code .*getattr\(<class "
                                               r"'numpy.ndarray'>, 'tofile'\)"):
         read_checkpoint(str(path))
 

@@ -15,7 +15,7 @@ from mmengine.runner import Runner
 from helpers import SMALL, in_eval, max_abs_diff, mmdet_swin, pretrained, randomize_
 from swin_layouts import official_state_dict
 from swin_mm import SwinBackbone
-from swin_mm_dev.runner_setup import allow_mmengine_checkpoints
+from swin_mm_dev.checkpoint_safety import read_checkpoints_weights_only
 
 TABLE = 'stages.2.blocks.1.attn.w_msa.relative_position_bias_table'
 
@@ -34,7 +34,7 @@ class _Probe(BaseModel):
 
 def _run(work_dir, model, iters=1, **options):
     """A real Runner: `iters` iterations at lr 0 (the weights stay as loaded)."""
-    allow_mmengine_checkpoints()  # as tools/train.py does, for mmengine's own torch.load
+    read_checkpoints_weights_only()  # as the tools do
     data = [dict(inputs=torch.randn(3, 64, 64, generator=torch.Generator().manual_seed(i)))
             for i in range(2)]
     runner = Runner(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import SMALL, TINY, in_eval, max_abs_diff
+from helpers import SMALL, TINY, RunsCode, in_eval, max_abs_diff
 from swin_layouts import official_from_timm, official_state_dict, timm_swin
 from swin_mm import SwinBackbone
 from swin_mm.checkpoints import CheckpointError
@@ -139,26 +139,16 @@ def test_bad_input_is_one_line_exit_2_nothing_written(name, expected, official_f
     assert sorted(os.listdir(tmp_path)) == before
 
 
-class _RunsCode:
-    """Unpickling this would call open(marker, 'w'): a stand-in for arbitrary code."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return open, (self.marker, 'w')
-
-
 def test_code_carrying_pickle_runs_nothing(tmp_path, capsys, official_file):
     marker = tmp_path / 'code_ran'
     state = torch.load(official_file)
-    state['meta'] = _RunsCode(str(marker))
+    state['meta'] = RunsCode(marker)
     evil = tmp_path / 'evil.pth'
     torch.save(state, evil)
     assert not marker.exists()
-    _fails([evil, tmp_path / 'out.pth'], capsys, '--unsafe-load')
+    _fails([evil, tmp_path / 'out.pth'], capsys, 'could run code')
     model = SwinBackbone(**SMALL, init_cfg=dict(type='Pretrained', checkpoint=str(evil)))
-    with pytest.raises(CheckpointError, match='needs arbitrary unpickling'):
+    with pytest.raises(CheckpointError, match='could run code'):
         model.init_weights()
     assert not marker.exists() and not (tmp_path / 'out.pth').exists()
 
@@ -169,7 +159,7 @@ def test_unsafe_load_opt_in(tmp_path, official_file, capsys):
     state['args'] = argparse.Namespace(lr=0.1)  # what older training scripts saved
     path = tmp_path / 'with_args.pth'
     torch.save(state, path)
-    _fails([path, tmp_path / 'out.pth'], capsys, 'pass --unsafe-load')
+    _fails([path, tmp_path / 'out.pth'], capsys, 'refused')
     assert main([str(path), str(tmp_path / 'out.pth'), '--unsafe-load']) == 0
 
 

@@ -21,7 +21,7 @@ from mmseg.evaluation import IoUMetric  # noqa: E402
 from mmseg.registry import DATASETS  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
 
-from swin_mm_dev.runner_setup import allow_mmengine_checkpoints  # noqa: E402
+from swin_mm_dev.checkpoint_safety import read_checkpoints_weights_only  # noqa: E402
 
 
 def read_scalars(work_dir: Path):
@@ -124,7 +124,7 @@ def main(argv=None):
     train, val = read_scalars(work_dir)
     baseline = majority_baseline(dataset)
     plot_curves(train, val, baseline, work_dir / 'curves.png')
-    allow_mmengine_checkpoints()
+    read_checkpoints_weights_only()
     model = init_model(cfg, str(checkpoints[-1]), device='cpu')
     rows = predict(model, dataset, range(min(args.num_images, len(dataset))))
     names = args.class_names or dataset.metainfo['classes']

@@ -1,8 +1,8 @@
 # The embedded demo (`make demo`): the UPerNet Swin-T recipe (the _base_ below, short
 # name upernet_swin_t_ade20k.py) scaled down to train from scratch in a few minutes on 2
 # CPU processes, on the synthetic ADE20K-layout data of tools/make_synthetic_data.py
-# (64x64 images, background + 4 shape classes, which the generator writes as ADE ids 1-5,
-# i.e. the first five ADE20K classes; the names are ADE's, the pixels are shapes).
+# (64x64 images, background + 4 shape classes, written as ADE ids 1-5 in ADE20K's layout
+# and read by mmseg's BaseSegDataset with ADE20K's file settings and the shapes' names).
 # Everything not overridden here (UPerNet + FCN auxiliary head, AdamW with no decay on
 # norms/position tables, warmup then poly, IoUMetric, ms+flip TTA) is the recipe's.
 _base_ = ['../upernet_swin-t-p4-w7_8xb2-160k_ade20k-512x512.py']
@@ -15,10 +15,16 @@ test_scale = (4 * image_size, image_size)
 max_iters = 600
 val_interval = 100
 batch_size = 4  # per process; the demo runs 2 processes
-# Only the classes the synthetic data uses: a 150-way head would spend the short run
-# pushing down 145 absent classes. ADE20KDataset maps every other id to ignore.
-classes = ('wall', 'building', 'sky', 'floor', 'tree')
+# Only the classes the synthetic data uses (a 150-way head would spend the short run
+# pushing down 145 absent classes), under their own names: ADE20KDataset would name them
+# wall, building, sky, floor, tree, so the dataset is BaseSegDataset with ADE20K's files.
+classes = ('background', 'circle', 'square', 'triangle', 'striped_hexagon')
 num_classes = len(classes)
+# RGB, the shapes' own colours (scenes.SHAPE_CLASSES holds them in BGR).
+palette = [[120, 120, 120], [210, 40, 40], [60, 190, 50], [40, 90, 200], [220, 200, 30]]
+dataset = dict(type='BaseSegDataset', img_suffix='.jpg', seg_map_suffix='.png',
+               reduce_zero_label=True, data_root=data_root,
+               metainfo=dict(classes=classes, palette=palette))
 
 model = dict(
     data_preprocessor=dict(size=crop_size),
@@ -65,10 +71,8 @@ tta_pipeline = [
 loader = dict(num_workers=0, persistent_workers=False)
 train_dataloader = dict(
     batch_size=batch_size, **loader,
-    dataset=dict(data_root=data_root, metainfo=dict(classes=classes), pipeline=train_pipeline))
-val_dataloader = dict(
-    **loader,
-    dataset=dict(data_root=data_root, metainfo=dict(classes=classes), pipeline=test_pipeline))
+    dataset=dict(**dataset, pipeline=train_pipeline))
+val_dataloader = dict(**loader, dataset=dict(**dataset, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 # From scratch, a short run needs a larger step than fine-tuning's 6e-5.

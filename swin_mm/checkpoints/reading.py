@@ -82,8 +82,8 @@ def read_checkpoint(path: str, unsafe: bool = False):
         message = str(err).strip().splitlines()
         if str(err).startswith('Unsupported global'):  # raised by the unpickler
             raise CheckpointError(
-                f'{path} needs arbitrary unpickling to load ({message[0]}); refusing. '
-                f'If you trust the file, pass --unsafe-load (or unsafe=True)') from None
+                f'expected a checkpoint of weights and plain data, {path} also holds '
+                f'objects whose loading could run code ({message[0]}); refused') from None
         raise CheckpointError(f'expected a torch checkpoint, could not read {path}: '
                               f'{message[0] if message else type(err).__name__}') from None
 
