@@ -7,7 +7,8 @@ exporting, the backbone computes its window geometry from the traced shape
 (:class:`swin_mm.models.windows.ShapeGenericGeometry`), so one file serves every size.
 
 Every failure is one line on stderr and exit status 2; the output appears only once
-complete (temporary file in the same directory, then rename).
+written and checked (temporary file in the same directory, then rename), and replaces
+an existing file only with ``--overwrite``, as swin2mm does.
 """
 import argparse
 import ast
@@ -23,8 +24,8 @@ from .models import SwinBackbone
 
 FORMATS = ('onnx', 'pt2')
 DEFAULT_SIZES = ((224, 224), (227, 301), (320, 448))
-# A .pt2 needs more than one window in each stage (see min_size): 224x224 has one at
-# window 7 in the last stage, and the program refuses it with "Guard failed".
+# A .pt2 needs more than one window in each stage (see program_refuses): 224x224 has
+# one at window 7 in the last stage, and the program refuses it.
 DEFAULT_PT2_SIZES = ((227, 301), (320, 448), (512, 512))
 DEFAULT_OPSET = 17
 
@@ -71,10 +72,30 @@ def output_names(model: SwinBackbone) -> List[str]:
 
 def min_size(model: SwinBackbone) -> int:
     """Smallest height and width a dynamic ``.pt2`` accepts: every stage must be at
-    least 2 tokens along each axis, or torch.export would specialise on size 1. (It
-    also keeps a guard that each stage has more than one window: with window 7,
-    Swin-T's program refuses 224x224 and takes 225x224 and up.)"""
+    least 2 tokens along each axis, or torch.export would specialise on size 1."""
     return model.patch_embed.patch_size * 2 ** (len(model.stages) - 1) + 1
+
+
+def program_refuses(model: SwinBackbone, height: int, width: int) -> Optional[str]:
+    """Why a dynamic ``.pt2`` of `model` cannot run at `height` x `width`, or None.
+
+    Besides :func:`min_size`, torch.export keeps a guard that every stage has more than
+    one window (its windows never shrink): with window 7, Swin-T's program refuses
+    224x224 (7x7 tokens in the last stage: one window) and takes 225x224 and up.
+    """
+    low = min_size(model)
+    if min(height, width) < low:
+        return f'a .pt2 of this backbone takes heights and widths of at least {low}'
+    tokens = [-(-height // model.patch_embed.patch_size), -(-width // model.patch_embed.patch_size)]
+    for index, stage in enumerate(model.stages):
+        windows = (-(-tokens[0] // stage.window[0])) * (-(-tokens[1] // stage.window[1]))
+        if windows < 2:
+            return (f'a .pt2 of this backbone needs more than one attention window in '
+                    f'every stage, and {height}x{width} leaves stage {index} one '
+                    f'({tokens[0]}x{tokens[1]} tokens, window {stage.window[0]}x'
+                    f'{stage.window[1]}); use ONNX, which takes every size')
+        tokens = [-(-t // 2) for t in tokens]
+    return None
 
 
 def export_onnx(model: SwinBackbone, path: str, example: torch.Tensor,
@@ -216,37 +237,48 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                              '320x448 for ONNX, 227x301 320x448 512x512 for .pt2)')
     parser.add_argument('--tolerance', type=float, default=1e-4,
                         help='max abs difference from eager allowed (default 1e-4)')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing output')
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     kind = os.path.splitext(args.output)[1].lstrip('.')
+    sizes = args.check_sizes or (DEFAULT_SIZES if kind == 'onnx' else DEFAULT_PT2_SIZES)
     try:
         if kind not in FORMATS:
             raise ExportError(f'{args.output}: expected a .onnx or .pt2 file name')
+        if os.path.exists(args.output) and not args.overwrite:
+            raise ExportError(f'{args.output} exists; pass --overwrite to replace it')
         model = build_backbone(args.config, _arguments(args.arg), args.checkpoint)
-        example = example_input(model)
-        if kind == 'onnx':
-            export_onnx(model, args.output, example, args.opset, args.dynamo)
-        else:
-            export_program(model, args.output, example)
-        print(f'wrote {args.output} ({os.path.getsize(args.output) / 2 ** 20:.1f} MiB)')
-        sizes = args.check_sizes or (DEFAULT_SIZES if kind == 'onnx' else DEFAULT_PT2_SIZES)
-        rows = check_against_eager(model, args.output, sizes)
+        refusals = [program_refuses(model, *size) for size in sizes] if kind == 'pt2' else []
+        for (height, width), refusal in zip(sizes, refusals):
+            if refusal:
+                raise ExportError(f'cannot check {height}x{width}: {refusal}')
+        # Written under a temporary name, which becomes the output only once checked.
+        with written_atomically(args.output) as temporary:
+            if kind == 'onnx':
+                export_onnx(model, temporary, example_input(model), args.opset, args.dynamo)
+            else:
+                export_program(model, temporary, example_input(model))
+            rows = check_against_eager(model, temporary, sizes)
+            worst = max(max(row['max_abs_diff']) for row in rows)
+            _print_rows(rows, 'onnxruntime' if kind == 'onnx' else 'torch.export')
+            if worst > args.tolerance:
+                raise ExportError(f'the export differs from eager by {worst:.2e} > '
+                                  f'{args.tolerance:.0e}; nothing written')
+            megabytes = os.path.getsize(temporary) / 2 ** 20
     except Exception as err:  # one line, whatever the exporter raised
         message = str(err).strip().splitlines()[0] if str(err).strip() else ''
-        print(f'swin-mm-export: error: {type(err).__name__}: {message}', file=sys.stderr)
+        name = '' if isinstance(err, ExportError) else f'{type(err).__name__}: '
+        print(f'swin-mm-export: error: {name}{message}', file=sys.stderr)
         return 2
-    runtime = 'onnxruntime' if kind == 'onnx' else 'torch.export'
-    worst = 0.
+    print(f'wrote {args.output} ({megabytes:.1f} MiB)')
+    return 0
+
+
+def _print_rows(rows: List[Dict], runtime: str) -> None:
     for row in rows:
-        worst = max([worst] + row['max_abs_diff'])
         diffs = ' '.join(f'{d:.2e}' for d in row['max_abs_diff'])
         print(f'{row["size"][0]}x{row["size"][1]}: max abs diff per output {diffs}; '
               f'{runtime} {row["seconds"] * 1e3:.1f} ms')
-    if worst > args.tolerance:
-        print(f'swin-mm-export: error: differs from eager by {worst:.2e} > '
-              f'{args.tolerance:.0e}', file=sys.stderr)
-        return 1
-    return 0

@@ -13,6 +13,8 @@ import os
 import subprocess
 import sys
 
+import importlib.util
+
 import numpy as np
 import onnx
 import onnxruntime
@@ -20,10 +22,12 @@ import pytest
 import torch
 
 from swin_mm.export import (
-    build_backbone, check_against_eager, example_input, export_onnx, export_program
+    build_backbone, check_against_eager, example_input, export_onnx, export_program,
+    program_refuses
 )
 from swin_mm.models.windows import WindowGeometry
 
+HAS_MMDET = importlib.util.find_spec('mmdet') is not None
 SMALL = dict(embed_dims=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8))
 SIZES = [(227, 301), (320, 448), (224, 224), (800, 1344)]
 TOLERANCE = 1e-4
@@ -87,6 +91,11 @@ def test_eager_after_export_is_unchanged_and_uses_its_caches(model, onnx_path):
     assert isinstance(plain, WindowGeometry) and isinstance(shifted, WindowGeometry)
 
 
+HAS_EXPORT_DIMS = hasattr(torch, 'export') and hasattr(torch.export, 'Dim')
+needs_mmdet = pytest.mark.skipif(not HAS_MMDET, reason='mmdet is not installed')
+
+
+@pytest.mark.skipif(not HAS_EXPORT_DIMS, reason='torch.export.Dim is new in torch 2.2')
 def test_torch_export_program_is_dynamic(model, tmp_path):
     path = str(tmp_path / 'swin.pt2')
     export_program(model, path, example_input(model))
@@ -95,9 +104,16 @@ def test_torch_export_program_is_dynamic(model, tmp_path):
         x = images(height, width, batch, seed=2)
         with torch.no_grad():
             assert max_diff(program(x), model(x)) <= TOLERANCE, (height, width)
-    # One window in the last stage is outside what the program holds: a clear refusal.
-    with pytest.raises(Exception, match='Guard failed'):
-        program(images(224, 224))
+    # What the command checks before writing agrees with what the program accepts:
+    # one window in a stage (224x224, 100x100) or one token (32x64) is refused.
+    for height, width in [(224, 224), (225, 224), (100, 100), (57, 300), (32, 64)]:
+        try:
+            with torch.no_grad():
+                program(images(height, width))
+            runs = True
+        except Exception:  # the program's guard
+            runs = False
+        assert (program_refuses(model, height, width) is None) == runs, (height, width)
 
 
 @pytest.mark.slow
@@ -133,24 +149,51 @@ def test_abs_pos_embed_and_global_attention_export(tmp_path):
     assert all(max(row['max_abs_diff']) <= TOLERANCE for row in rows), rows
 
 
-def test_cli_exports_and_checks(tmp_path):
+TINY_BACKBONE = ['--arg', 'embed_dims=16', '--arg', 'depths=(1,1)', '--arg', 'num_heads=(1,2)',
+                 '--arg', 'strides=(4,2)', '--arg', 'out_indices=(0,1)']
+
+
+def _refused(argv, capsys, expected):
+    """The command in this process: one line on stderr, status 2."""
+    from swin_mm.export import main
+    assert main([str(argv[0]), *TINY_BACKBONE, *map(str, argv[1:])]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('swin-mm-export: error:'), lines
+    assert expected in lines[0]
+
+
+def test_cli_exports_and_checks(tmp_path, capsys):
     out = tmp_path / 'cli.onnx'
-    args = [sys.executable, os.path.join(ROOT, 'tools', 'export.py'), str(out),
-            '--arg', 'embed_dims=16', '--arg', 'depths=(1,1)', '--arg', 'num_heads=(1,2)',
-            '--arg', 'strides=(4,2)', '--arg', 'out_indices=(0,1)',
-            '--check-sizes', '64x64', '65x97']
-    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    command = [sys.executable, os.path.join(ROOT, 'tools', 'export.py'), str(out),
+               *TINY_BACKBONE, '--check-sizes', '64x64', '65x97']
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert '65x97: max abs diff per output' in done.stdout and 'onnxruntime' in done.stdout
     assert sorted(os.listdir(tmp_path)) == ['cli.onnx']
+    written = out.read_bytes()
 
-    bad = subprocess.run(args[:2] + [str(tmp_path / 'x.onnx'), '--arg', 'embed_dims=-1'],
-                         capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2
-    assert bad.stderr.strip().splitlines()[-1].startswith('swin-mm-export: error:')
+    _refused([tmp_path / 'x.onnx', '--arg', 'embed_dims=-1'], capsys, 'SwinBackbone')
+    # An existing output is replaced only with --overwrite, as swin2mm does.
+    _refused([out, '--check-sizes', '64x64'], capsys, 'pass --overwrite')
+    assert out.read_bytes() == written
+    # A check that fails leaves nothing, not even the exported file.
+    _refused([tmp_path / 'y.onnx', '--check-sizes', '64x64', '--tolerance', '0'], capsys,
+             'differs from eager')
     assert sorted(os.listdir(tmp_path)) == ['cli.onnx']  # nothing half-written
 
 
+@pytest.mark.skipif(not HAS_EXPORT_DIMS, reason='torch.export.Dim is new in torch 2.2')
+def test_cli_refuses_sizes_a_program_cannot_take_before_writing(tmp_path, capsys):
+    """Sizes are checked before anything is exported: 20x20 gives this backbone 5x5
+    tokens in stage 0, one window of 7 where a program needs two; 8x8 is too small."""
+    _refused([tmp_path / 'p.pt2', '--check-sizes', '96x96', '20x20'], capsys,
+             'cannot check 20x20: a .pt2 of this backbone needs more than one attention '
+             'window in every stage')
+    _refused([tmp_path / 'p.pt2', '--check-sizes', '8x8'], capsys, 'at least 9')
+    assert os.listdir(tmp_path) == []
+
+
+@needs_mmdet
 def test_mmdet_dynamic_onnx_runs_only_where_no_padding_is_needed(model, tmp_path):
     """Side by side: mmdet's SwinTransformer with the same weights, exported the same
     way, fails in onnxruntime at 227x301 and 320x448 (its padding is baked in)."""
@@ -172,6 +215,7 @@ def test_mmdet_dynamic_onnx_runs_only_where_no_padding_is_needed(model, tmp_path
             session.run(None, {'images': images(height, width).numpy()})
 
 
+@needs_mmdet
 def test_our_onnx_matches_mmdet_eager(model, onnx_path):
     from mmdet.models.backbones import SwinTransformer
     theirs = SwinTransformer(**SMALL)

@@ -3,8 +3,9 @@
 #   main   (.venv)            torch 2.13 + mmengine/mmcv with ops/mmdet/mmseg/mmpretrain/timm:
 #                             the whole test suite and the demo;
 #   compat (.venv-torch2.1)   torch 2.1.2, numpy<2, mmengine 0.10.7, mmcv 2.1.0 built without
-#                             its ops (what a typical mmdet 3.3 user has): the backbone,
-#                             conversion and loading tests against goldens made by main.
+#                             its ops (what a typical mmdet 3.3 user has), onnx 1.16 and
+#                             onnxruntime 1.19: the backbone, conversion and loading tests
+#                             against goldens made by main, and the ONNX export tests.
 # Usage: tools/setup_env.sh [main|compat]. Idempotent: a stamp records the hash of the
 # dependency files, so a second run with nothing changed returns at once. mmcv 2.1.0 has no
 # wheel on PyPI: main builds it with its C++ ops once (~30 min on 2 cores) and pip caches it.
@@ -44,7 +45,7 @@ else
     MMCV_WITH_OPS=0 pip_install --no-build-isolation "$sdist"/mmcv-*.tar.gz
     rm -rf "$sdist"
   fi
-  pip_install mmengine pytest
+  pip_install mmengine pytest onnx onnxruntime
   # --no-deps: the requirement on mmcv cannot see a distribution called mmcv-lite.
   pip_install --no-deps -e .
 fi

@@ -201,7 +201,10 @@ class ShapeGenericGeometry:
     def partition(self, x: torch.Tensor, kernels=None) -> torch.Tensor:
         """(B, H, W, C) -> (B * num_windows, h * w, C): pad bottom/right, shift, cut."""
         b, c = x.shape[0], x.shape[-1]
-        windows = torch.where(self.real, x.flatten(1, 2).index_select(1, self.gather), 0.)
+        # The padding value as a tensor of x's dtype: a Python 0. becomes a float64
+        # constant in the ONNX graphs torch 2.0/2.1 export (a Where onnxruntime refuses).
+        windows = torch.where(self.real, x.flatten(1, 2).index_select(1, self.gather),
+                              x.new_zeros(()))
         return windows.view(b * self.num_windows, self.window[0] * self.window[1], c)
 
     def merge(self, windows: torch.Tensor, kernels=None) -> torch.Tensor:
