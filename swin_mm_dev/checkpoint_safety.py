@@ -14,7 +14,7 @@ model's weights, which mmengine would load with a warning and run on random weig
 """
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.runner import CheckpointLoader, find_latest_checkpoint
 
@@ -55,7 +55,9 @@ class CheckpointHoldsModelWeightsHook(Hook):
     priority = 'VERY_HIGH'
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = runner.model  # the module the weights go to, as mmengine's loader finds it
+        while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+            model = model.module
         wanted = set(model.state_dict())
         tensors = [key[len('module.'):] if key.startswith('module.') else key
                    for key, value in _state_dict(checkpoint).items()

@@ -40,6 +40,8 @@ _UPSTREAM_WARNINGS = (
      'visualisation is off on purpose in training runs'),
     (r'`reduce_zero_label` will be deprecated', r'mmseg\.',
      "ADE20K configs set it in LoadAnnotations as mmseg's own configs do"),
+    (r'The shape of value will convert from', r'mmengine\.structures\.pixel_data',
+     "mmseg's SegTTAModel storing 2-D maps in PixelData, which adds the channel axis"),
     (r'To copy construct from a tensor', r'mmdet\.models\.roi_heads\.mask_heads',
      "mmdet's mask head copying its own predictions at test time (harmless)"),
 )

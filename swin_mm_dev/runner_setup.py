@@ -86,8 +86,9 @@ def load_config(path: str, work_dir: Optional[str] = None, cfg_options: Optional
     return cfg
 
 
-def use_tta(cfg: Config) -> None:
-    """Test with the config's ``tta_model`` wrapping its model and its ``tta_pipeline``."""
+def use_tta(cfg: Config) -> List[str]:
+    """Test with the config's ``tta_model`` wrapping its model and its ``tta_pipeline``;
+    return the change, one line."""
     missing = [key for key in ('tta_model', 'tta_pipeline') if key not in cfg]
     if missing:
         raise SetupError(f'--tta expects tta_model and tta_pipeline in the config, found no '
@@ -98,6 +99,8 @@ def use_tta(cfg: Config) -> None:
         dataset = dataset.dataset
     dataset.pipeline = cfg.tta_pipeline
     cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    return [f'--tta: the model wrapped in {cfg.tta_model.type}, the test set read through '
+            f'tta_pipeline']
 
 
 def use_amp(cfg: Config) -> None:

@@ -26,14 +26,15 @@ def test_non_square_window(images):
     assert all(torch.isfinite(o).all() for o in outs)
 
 
-@pytest.mark.parametrize('shape,message', [
-    ((3, 64, 64), '4D'),
-    ((1, 1, 64, 64), '3 input channels'),
-    ((1, 3, 0, 64), 'non-empty'),
+@pytest.mark.parametrize('shape,dtype,message', [
+    ((3, 64, 64), torch.float32, '4D'),
+    ((1, 1, 64, 64), torch.float32, '3 input channels'),
+    ((1, 3, 0, 64), torch.float32, 'non-empty'),
+    ((1, 3, 64, 64), torch.uint8, r'floating-point images .*got torch.uint8; convert with'),
 ])
-def test_bad_input_raises_value_error(shape, message):
+def test_bad_input_raises_value_error(shape, dtype, message):
     with pytest.raises(ValueError, match=message):
-        SwinBackbone(**SMALL)(torch.zeros(shape))
+        SwinBackbone(**SMALL)(torch.zeros(shape, dtype=dtype))
 
 
 @pytest.mark.parametrize('kwargs,message', [

@@ -17,9 +17,8 @@ def main(argv=None):
     with one_line_errors():
         cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
         cfg.load_from = args.checkpoint
-        if args.tta:
-            use_tta(cfg)
-        changes = fit_to_machine(cfg)
+        changes = use_tta(cfg) if args.tta else []
+        changes += fit_to_machine(cfg)
         with process_group_released():
             build_runner(cfg, changes).test()
 

@@ -231,6 +231,10 @@ class SwinBackbone(BaseModule):
         if images.dim() != 4:
             raise ValueError(f'SwinBackbone expects a 4D (N, C, H, W) tensor, got shape '
                              f'{tuple(images.shape)}')
+        if not images.is_floating_point():
+            raise ValueError(f'SwinBackbone expects floating-point images (normalised, as '
+                             f'the data preprocessor gives them), got {images.dtype}; '
+                             f'convert with images.float()')
         if capturing:
             return
         if images.shape[1] != self.in_channels:
