@@ -15,7 +15,7 @@ import torch
 from helpers import SMALL, max_abs_diff, mmdet_swin, randomize_, twin_of
 from swin_mm.kernels import attention, mlp, partition, select_kernels
 from swin_mm.models.layers import SwinFFN, WindowAttention
-from swin_mm.models.windows import WindowGeometry
+from swin_mm.geometry.windows import WindowGeometry
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')]

@@ -19,10 +19,10 @@ import onnxruntime
 import pytest
 import torch
 
-from swin_mm.export import (
+from swin_mm.commands.export import (
     build_backbone, check_against_eager, example_input, export_onnx, export_program
 )
-from swin_mm.models.windows import WindowGeometry
+from swin_mm.geometry.windows import WindowGeometry
 
 SMALL = dict(embed_dims=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8))
 SIZES = [(227, 301), (320, 448), (224, 224), (800, 1344)]

@@ -9,7 +9,7 @@ from swin_mm.kernels import attention, compat, mlp, partition, select_kernels
 from swin_mm.kernels.probes import Capabilities
 from swin_mm.kernels.selection import build_kernels
 from swin_mm.models.layers import WindowAttention
-from swin_mm.models.windows import WindowGeometry
+from swin_mm.geometry.windows import WindowGeometry
 
 HAS_CPU_FLASH = hasattr(torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu')
 LEAN_ATTENTION = dict(scratch_bytes=1 << 23, flash_dtypes=(torch.float32, torch.float64))

@@ -6,7 +6,7 @@ from helpers import (
     SMALL, TINY, assert_same_gradient, max_abs_diff, mmdet_swin, randomize_, twin_of
 )
 from swin_mm.kernels.attention import _WindowAttention
-from swin_mm.kernels.lean_support import DEFAULT_SCRATCH_BYTES
+from swin_mm.kernels.custom_functions import DEFAULT_SCRATCH_BYTES
 from swin_mm.kernels.mlp import _GeluMlp
 
 HAS_CPU_FLASH = hasattr(torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu')

@@ -92,8 +92,8 @@ def test_wheel_ships_the_library_the_workbench_and_the_commands(plugin_wheel):
         console = wheel.read(entry_points).decode()
     assert {n.split('/')[0] for n in names if not n.split('/')[0].endswith('.dist-info')} == \
         {'swin_mm', 'swin_mm_dev'}
-    assert 'swin2mm = swin_mm.checkpoints.cli:main' in console
-    assert 'swin-mm-export = swin_mm.export:main' in console
+    assert 'swin2mm = swin_mm.commands.swin2mm:main' in console
+    assert 'swin-mm-export = swin_mm.commands.export:main' in console
 
 
 def test_import_swin_mm_loads_only_the_library():

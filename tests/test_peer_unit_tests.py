@@ -28,7 +28,7 @@ from timm.layers import resample_abs_pos_embed
 from swin_mm import SwinBackbone
 from swin_mm.kernels import select_kernels
 from swin_mm.models.layers import SwinBlock, SwinStage
-from swin_mm.models.windows import WindowGeometry
+from swin_mm.geometry.windows import WindowGeometry
 
 SLIM = dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8))
 # mmpretrain's arch_zoo (swin_transformer.py), by the names its tests use.

@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime
 import torch
 
-from swin_mm.export import build_backbone, example_input, export_onnx
+from swin_mm.commands.export import build_backbone, example_input, export_onnx
 from swin_mm_dev.benchmark.machine import describe
 
 ARCHS = {'swin-t': dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24))}

@@ -8,7 +8,7 @@ The same as the ``swin-mm-export`` command; the code lives in swin_mm/export.py.
 """
 import sys
 
-from swin_mm.export import main
+from swin_mm.commands.export import main
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -4,7 +4,7 @@ to a torch.export ``.pt2``, with dynamic batch, height and width, checked agains
 The backbone comes from a config (its ``model.backbone``) or from constructor
 arguments, with an optional checkpoint (any layout ``init_cfg`` loading reads). While
 exporting, the backbone computes its window geometry from the traced shape
-(:class:`swin_mm.models.windows.ShapeGenericGeometry`), so one file serves every size.
+(:class:`swin_mm.geometry.ShapeGenericGeometry`), so one file serves every size.
 
 Every failure is one line on stderr and exit status 2; the output appears only once
 complete (temporary file in the same directory, then rename).
@@ -18,8 +18,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .commands import OneLineErrorParser, written_atomically
-from .models import SwinBackbone
+from ..checkpoints.loading import load_pretrained
+from ..compat import onnx_export_takes_dynamo
+from ..models import SwinBackbone
+from ..output_files import written_atomically
+from .parsing import OneLineErrorParser
 
 FORMATS = ('onnx', 'pt2')
 DEFAULT_SIZES = ((224, 224), (227, 301), (320, 448))
@@ -58,7 +61,6 @@ def build_backbone(config: Optional[str] = None, arguments: Optional[dict] = Non
     except (TypeError, ValueError) as err:
         raise ExportError(f'cannot build SwinBackbone: {err}') from None
     if checkpoint is not None:
-        from .checkpoints.loading import load_pretrained
         load_pretrained(model, checkpoint)
     else:
         model.init_weights()
@@ -93,16 +95,10 @@ def export_onnx(model: SwinBackbone, path: str, example: torch.Tensor,
             axes = {'images': {0: 'batch', 2: 'height', 3: 'width'}}
             axes.update({name: {0: 'batch', 2: f'{name}_height', 3: f'{name}_width'}
                          for name in names})
-            kwargs = {'dynamo': False} if _onnx_export_takes_dynamo() else {}
+            kwargs = {'dynamo': False} if onnx_export_takes_dynamo() else {}
             torch.onnx.export(model, (example,), temporary, opset_version=opset,
                               input_names=['images'], output_names=names,
                               dynamic_axes=axes, **kwargs)
-
-
-def _onnx_export_takes_dynamo() -> bool:
-    """torch.onnx.export(dynamo=) exists from torch 2.5; its default flips in 2.9."""
-    import inspect
-    return 'dynamo' in inspect.signature(torch.onnx.export).parameters
 
 
 def _dims(model: SwinBackbone):
