@@ -230,4 +230,3 @@ def test_a_stage_picks_cached_tables_eagerly_and_the_shape_generic_geometry_in_a
     assert all(map(torch.equal, traced(other),
                    (g.partition(other) for g in stage(other, REFERENCE_KERNELS))))
     assert StageGeometry((7, 7), (3, 3), neighbourhoods=False)(x, REFERENCE_KERNELS)[2] is None
-
