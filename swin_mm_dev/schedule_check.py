@@ -30,11 +30,8 @@ class StepRecipe:
     milestones: Tuple[int, ...]
     gamma: float
 
-    def run_length(self, iters_per_epoch: int) -> int:
-        return self.epochs * iters_per_epoch
-
     def lrs(self, iters_per_epoch: int) -> np.ndarray:
-        t = np.arange(self.run_length(iters_per_epoch))
+        t = np.arange(self.epochs * iters_per_epoch)
         epoch = t // iters_per_epoch
         decays = sum((epoch >= m).astype(int) for m in self.milestones)
         regular = self.base_lr * self.gamma ** decays
@@ -51,10 +48,9 @@ class PolyRecipe:
     power: float
     min_lr: float
 
-    def run_length(self, iters_per_epoch: Optional[int] = None) -> int:
-        return self.max_iters
-
     def lrs(self, iters_per_epoch: Optional[int] = None) -> np.ndarray:
+        """Per-iteration rates; `iters_per_epoch` is accepted for the same call as
+        StepRecipe's, and not needed: this recipe counts iterations."""
         t = np.arange(self.max_iters)
         regular = (self.base_lr - self.min_lr) * (1 - t / self.max_iters) ** self.power
         regular += self.min_lr

@@ -1,17 +1,15 @@
 """Fixtures shared by the tests; plain helpers are in helpers.py."""
 import pytest
-import torch
 from mmengine.logging import MMLogger
 
+import helpers
 from helpers import LogLines
 
 
 @pytest.fixture
 def images():
-    def make(batch, height, width, seed=0, channels=3):
-        gen = torch.Generator().manual_seed(seed)
-        return torch.randn(batch, channels, height, width, generator=gen)
-    return make
+    """helpers.images, for tests that take it as a fixture."""
+    return helpers.images
 
 
 @pytest.fixture

@@ -1,31 +1,65 @@
-"""Test helpers: the peers (mmdet/mmseg SwinTransformer) and SwinBackbone with identical
-weights, comparisons, a free port, and log capture. Fixtures live in conftest.py."""
+"""Test helpers, written once: the peers (mmdet/mmseg SwinTransformer) and SwinBackbone
+with identical weights, random weights and inputs, the peers' pad -> roll -> cut window
+partition, what the running torch was probed to provide, comparisons, a free port, and
+log capture. Fixtures live in conftest.py."""
 import logging
 import socket
 
 import torch
+import torch.nn.functional as F
 
 import swin_mm  # noqa: F401  (registers SwinBackbone)
 from swin_mm import SwinBackbone
+from swin_mm.kernels.probes import running_torch
+from swin_mm.models import arch_settings
 
-TINY = dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24))
+TINY = arch_settings('tiny')
 # Same architecture family, fewer blocks: for tests where depth adds time, not coverage.
 SMALL = dict(embed_dims=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8))
+# Whether the library's probe found the CPU flash kernel usable (float32) on this torch.
+CPU_FLASH = torch.float32 in running_torch().cpu_flash_dtypes
 
 
-def randomize_(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+def images(batch, height, width, seed=0, channels=3) -> torch.Tensor:
+    """(batch, channels, height, width) standard normal images, reproducible by `seed`."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, channels, height, width, generator=gen)
+
+
+def randomize_(module: torch.nn.Module, seed: int = 0, weight_std: float = 0.02,
+               table_std: float = 0.5) -> torch.nn.Module:
     """Random values in every parameter, so no zero table or unit norm hides a mismatch.
 
-    Linear weights get the 0.02 std every Swin is initialised with; bias tables get a
-    large spread so attention is far from uniform.
+    Weights get `weight_std` (0.02: what every Swin is initialised with), norm weights
+    around 1; bias tables get a large spread (`table_std`) so attention is far from uniform.
     """
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in module.named_parameters():
-            scale = 0.5 if 'relative_position_bias_table' in name else 0.02
+            scale = table_std if 'relative_position_bias_table' in name else weight_std
             base = 1.0 if 'norm' in name and name.endswith('weight') else 0.0
             param.copy_(base + scale * torch.randn(param.shape, generator=gen))
     return module
+
+
+def pad_roll_cut(x, window, shift):
+    """(B, H, W, C) -> (B * nW, h * w, C): pad bottom/right with zeros, roll by -shift,
+    cut into windows row by row (the peers' and the official code's three steps)."""
+    (b, h, w, c), (wh, ww) = x.shape, window
+    x = F.pad(x, (0, 0, 0, (-w) % ww, 0, (-h) % wh))
+    x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
+    hp, wp = x.shape[1:3]
+    x = x.view(b, hp // wh, wh, wp // ww, ww, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, wh * ww, c)
+
+
+def uncut_unroll_crop(windows, hw, window, shift):
+    """Inverse of :func:`pad_roll_cut`: windows back to the map, roll by +shift, crop."""
+    (h, w), (wh, ww), c = hw, window, windows.shape[-1]
+    hp, wp = -(-h // wh) * wh, -(-w // ww) * ww
+    x = windows.view(-1, hp // wh, wp // ww, wh, ww, c).permute(0, 1, 3, 2, 4, 5)
+    x = torch.roll(x.reshape(-1, hp, wp, c), shifts=shift, dims=(1, 2))
+    return x[:, :h, :w]
 
 
 def in_eval(module):
@@ -49,7 +83,6 @@ def twin_of(peer, **kwargs) -> SwinBackbone:
     ours = SwinBackbone(**{'drop_path_rate': 0.0, **kwargs})
     ours.load_state_dict(peer.state_dict(), strict=True)
     return ours
-
 
 
 def max_abs_diff(a, b) -> float:

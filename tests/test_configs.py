@@ -20,6 +20,7 @@ from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData, PixelData
 
 import swin_mm  # noqa: F401
+from swin_mm.models import arch_settings
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'configs')
 # Short alias: the OpenMMLab-convention file it stands for.
@@ -41,14 +42,11 @@ CONFIG_OF = {
         'upernet_swin-l-p4-w12-in22k-384x384-pre_8xb2-160k_ade20k-640x640',
 }
 URL = 'https://github.com/SwinTransformer/storage/releases/download/v1.0.0/'
-ARCH = {
-    'T': dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24]),
-    'S': dict(embed_dims=96, depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24]),
-    'B': dict(embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32]),
-    'L': dict(embed_dims=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48]),
-}
-CHANNELS = {'T': [96, 192, 384, 768], 'S': [96, 192, 384, 768],
-            'B': [128, 256, 512, 1024], 'L': [192, 384, 768, 1536]}
+# The library's arch zoo by the configs' letters, as lists (configs write lists).
+ARCH = {size.upper(): {k: list(v) if isinstance(v, tuple) else v
+                       for k, v in arch_settings(size).items()} for size in 'tsbl'}
+CHANNELS = {size: [arch['embed_dims'] * 2 ** i for i in range(4)]
+            for size, arch in ARCH.items()}
 # name: (arch, window, drop_path, pretrain size, checkpoint file)
 BACKBONES = {
     'cascade_mask_rcnn_swin_t_coco_3x': ('T', 7, 0.2, 224, 'swin_tiny_patch4_window7_224.pth'),

@@ -12,10 +12,11 @@ import functools
 import pytest
 import torch
 
-from helpers import SMALL, max_abs_diff, mmdet_swin, randomize_, twin_of
+from helpers import SMALL, max_abs_diff, mmdet_swin, pad_roll_cut, randomize_, twin_of
+from swin_mm.geometry import WindowTables
 from swin_mm.kernels import attention, mlp, partition, select_kernels
-from swin_mm.models.layers import SwinFFN, WindowAttention
-from swin_mm.models.windows import WindowGeometry
+from swin_mm.kernels.probes import running_torch
+from swin_mm.models.swin_block import SwinFFN, WindowAttention
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')]
@@ -78,7 +79,7 @@ def test_window_attention_matches_reference_and_mmdet(shifted, precision):
     ours = WindowAttention(8 * heads, heads, window).to(DEVICE)
     ours.load_state_dict(peer.state_dict())
     shift = (3, 3) if shifted else (0, 0)
-    geometry = WindowGeometry.build((17, 23), window, shift, torch.device(DEVICE))
+    geometry = WindowTables.build((17, 23), window, shift, torch.device(DEVICE))
     mask = geometry.mask
     peer_mask = None if mask is None else mask.clamp(min=-100)
     windows = _randn(2 * geometry.gather.numel() // 49, 49, 8 * heads)
@@ -101,7 +102,8 @@ def test_global_attention_core_matches_reference(precision):
         return _outputs_and_grads(lambda *t: core(*t, None, None), [q, k, v], [], run_precision)
 
     reference = run(attention.reference_attention, precision)
-    _assert_as_accurate_as_peer([run(attention.sdpa_attention, precision)], reference,
+    sdpa = functools.partial(attention.sdpa_attention, takes_scale=running_torch().sdpa_scale)
+    _assert_as_accurate_as_peer([run(sdpa, precision)], reference,
                                 run(attention.reference_attention, None), precision)
 
 
@@ -124,10 +126,10 @@ def test_lean_mlp_trains_like_reference_and_mmcv_ffn(precision):
         return _outputs_and_grads(lambda t: function(t, fc1, fc2), [x], params, run_precision)
 
     lean = functools.partial(mlp.lean_gelu_mlp, scratch_bytes=1 << 23)
-    results = [run(lean, precision), run(mlp.reference_gelu_mlp, precision)]
+    reference = lambda t, *_: mlp.reference_mlp(t, ours.layers)  # noqa: E731
+    results = [run(lean, precision), run(reference, precision)]
     peer_result = _outputs_and_grads(peer, [x], list(peer.parameters()), precision)
-    _assert_as_accurate_as_peer(results, peer_result, run(mlp.reference_gelu_mlp, None),
-                                precision)
+    _assert_as_accurate_as_peer(results, peer_result, run(reference, None), precision)
 
 
 @pytest.mark.parametrize('precision', PRECISIONS)
@@ -136,23 +138,13 @@ def test_lean_mlp_inference_matches_reference_and_mmcv_ffn(precision):
     peer, ours, fc1, fc2 = _ffn_pair()
     x = _randn(2, 9, 11, 32)
     with torch.no_grad():
-        exact = mlp.reference_gelu_mlp(x, fc1, fc2)
+        exact = mlp.reference_mlp(x, ours.layers)
         with torch.autocast(DEVICE, dtype=precision or torch.float32,
                             enabled=precision is not None):
             lean = mlp.lean_gelu_mlp(x, fc1, fc2, scratch_bytes=1 << 23).float()
-            reference = mlp.reference_gelu_mlp(x, fc1, fc2).float()
+            reference = mlp.reference_mlp(x, ours.layers).float()
             peer_result = peer(x).float()
     _assert_as_accurate_as_peer([[lean], [reference]], [peer_result], [exact], precision)
-
-
-def _pad_roll_cut(x, window, shift):
-    """mmdet's ShiftWindowMSA before attention: F.pad, torch.roll, window partition."""
-    b, h, w, c = x.shape
-    x = torch.nn.functional.pad(x, (0, 0, 0, -w % window[1], 0, -h % window[0]))
-    x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
-    hp, wp = x.shape[1:3]
-    x = x.view(b, hp // window[0], window[0], wp // window[1], window[1], c)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window[0] * window[1], c)
 
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16, torch.float16])
@@ -161,21 +153,20 @@ def test_partition_and_merge_match_reference_and_mmdet_layout(shift, dtype):
     """Index copies are exact in every dtype: equality, values and gradients; merge
     inverts partition and crops the padding."""
     window = (7, 7)
-    geometry = WindowGeometry.build((17, 23), window, shift, torch.device(DEVICE))
-    tables = (geometry.gather, geometry.scatter, geometry.padding_slots)
+    tables = WindowTables.build((17, 23), window, shift, torch.device(DEVICE))
     x = _randn(2, 17, 23, 16).to(dtype).requires_grad_(True)
-    expected = _pad_roll_cut(x, window, shift)
+    expected = pad_roll_cut(x, window, shift)
     weights = _randn(*expected.shape, seed=1).to(dtype)
     expected_grad, = torch.autograd.grad((expected * weights).sum(), x)
     for part, merge in ((partition.lean_partition, partition.lean_merge),
                         (partition.reference_partition, partition.reference_merge)):
-        windows = part(x, *tables, 49)
+        windows = part(x, tables)
         assert torch.equal(windows, expected)
         assert torch.equal(torch.autograd.grad((windows * weights).sum(), x)[0], expected_grad)
-        merged = merge(windows, *tables, geometry.hw)
+        merged = merge(windows, tables)
         assert torch.equal(merged, x)
         merge_grad, = torch.autograd.grad((merged * x).sum(), windows)
-        assert torch.equal(merge_grad, part(x.detach(), *tables, 49))
+        assert torch.equal(merge_grad, part(x.detach(), tables))
 
 
 def _model_outputs_and_grads(model, x, precision):

@@ -15,27 +15,22 @@ import sys
 
 import importlib.util
 
-import numpy as np
 import onnx
 import onnxruntime
 import pytest
 import torch
 
-from swin_mm.export import (
+from helpers import SMALL, images
+from swin_mm.commands.export import (
     build_backbone, check_against_eager, example_input, export_onnx, export_program,
     program_refuses
 )
-from swin_mm.models.windows import WindowGeometry
+from swin_mm.geometry import CachedWindowGeometry
 
 HAS_MMDET = importlib.util.find_spec('mmdet') is not None
-SMALL = dict(embed_dims=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8))
 SIZES = [(227, 301), (320, 448), (224, 224), (800, 1344)]
 TOLERANCE = 1e-4
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def images(height, width, batch=1, seed=0):
-    return torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(seed))
 
 
 def max_diff(got, expected):
@@ -58,7 +53,7 @@ def onnx_path(model, tmp_path_factory):
 def test_classic_onnx_matches_eager_at_other_sizes(model, onnx_path):
     session = onnxruntime.InferenceSession(onnx_path, providers=['CPUExecutionProvider'])
     for (height, width), batch in zip(SIZES, (2, 1, 1, 1)):
-        x = images(height, width, batch)
+        x = images(batch, height, width)
         with torch.no_grad():
             expected = model(x)
         got = session.run(None, {'images': x.numpy()})
@@ -80,15 +75,17 @@ def test_onnx_graph_holds_only_standard_ops(onnx_path):
 
 
 def test_eager_after_export_is_unchanged_and_uses_its_caches(model, onnx_path):
-    x = images(227, 301)
+    x = images(1, 227, 301)
     fresh = build_backbone(arguments=SMALL)
     fresh.load_state_dict(model.state_dict())
     with torch.no_grad():
         after, reference = model(x), fresh(x)
     assert all(torch.equal(a, r) for a, r in zip(after, reference))
     assert all(a.is_contiguous() for a in after)
-    plain, shifted = model.stages[0]._geometry_cache[((57, 76), torch.device('cpu'))]
-    assert isinstance(plain, WindowGeometry) and isinstance(shifted, WindowGeometry)
+    cached = model.stages[0].geometry._tables[((57, 76), torch.device('cpu'))]
+    assert len(cached) == 3
+    assert all(isinstance(g, CachedWindowGeometry)
+               for g in model.stages[0].geometry(torch.zeros(1, 57, 76, 1), None))
 
 
 HAS_EXPORT_DIMS = hasattr(torch, 'export') and hasattr(torch.export, 'Dim')
@@ -101,7 +98,7 @@ def test_torch_export_program_is_dynamic(model, tmp_path):
     export_program(model, path, example_input(model))
     program = torch.export.load(path).module()
     for (height, width), batch in [((227, 301), 1), ((320, 448), 3), ((512, 512), 1)]:
-        x = images(height, width, batch, seed=2)
+        x = images(batch, height, width, seed=2)
         with torch.no_grad():
             assert max_diff(program(x), model(x)) <= TOLERANCE, (height, width)
     # What the command checks before writing agrees with what the program accepts:
@@ -109,7 +106,7 @@ def test_torch_export_program_is_dynamic(model, tmp_path):
     for height, width in [(224, 224), (225, 224), (100, 100), (57, 300), (32, 64)]:
         try:
             with torch.no_grad():
-                program(images(height, width))
+                program(images(1, height, width))
             runs = True
         except Exception:  # the program's guard
             runs = False
@@ -128,9 +125,9 @@ def test_dynamo_onnx_matches_eager_at_other_sizes(model, tmp_path):
 
 
 def test_jit_trace_follows_the_input_shape(model):
-    traced = torch.jit.trace(model, images(224, 224))
+    traced = torch.jit.trace(model, images(1, 224, 224))
     for height, width in SIZES[:3]:
-        x = images(height, width, seed=1)
+        x = images(1, height, width, seed=1)
         with torch.no_grad():
             assert max_diff(traced(x), model(x)) <= TOLERANCE, (height, width)
 
@@ -155,7 +152,7 @@ TINY_BACKBONE = ['--arg', 'embed_dims=16', '--arg', 'depths=(1,1)', '--arg', 'nu
 
 def _refused(argv, capsys, expected):
     """The command in this process: one line on stderr, status 2."""
-    from swin_mm.export import main
+    from swin_mm.commands.export import main
     assert main([str(argv[0]), *TINY_BACKBONE, *map(str, argv[1:])]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('swin-mm-export: error:'), lines
@@ -202,17 +199,17 @@ def test_mmdet_dynamic_onnx_runs_only_where_no_padding_is_needed(model, tmp_path
     theirs.load_state_dict(model.state_dict())
     theirs.eval()
     path = str(tmp_path / 'mmdet.onnx')
-    torch.onnx.export(theirs, (images(224, 224),), path, dynamo=False, opset_version=17,
+    torch.onnx.export(theirs, (images(1, 224, 224),), path, dynamo=False, opset_version=17,
                       input_names=['images'],
                       dynamic_axes={'images': {0: 'batch', 2: 'height', 3: 'width'}})
     session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
     for height, width in [(224, 224), (448, 448)]:
-        x = images(height, width)
+        x = images(1, height, width)
         with torch.no_grad():
             assert max_diff(session.run(None, {'images': x.numpy()}), theirs(x)) <= TOLERANCE
     for height, width in [(227, 301), (320, 448)]:
         with pytest.raises(Exception, match='Reshape'):
-            session.run(None, {'images': images(height, width).numpy()})
+            session.run(None, {'images': images(1, height, width).numpy()})
 
 
 @needs_mmdet
@@ -222,8 +219,9 @@ def test_our_onnx_matches_mmdet_eager(model, onnx_path):
     theirs.load_state_dict(model.state_dict())
     theirs.eval()
     session = onnxruntime.InferenceSession(onnx_path, providers=['CPUExecutionProvider'])
-    x = images(227, 301, seed=3)
+    x = images(1, 227, 301, seed=3)
     with torch.no_grad():
         expected = theirs(x)
     assert max_diff(session.run(None, {'images': x.numpy()}), expected) <= TOLERANCE
-    assert np.isfinite(expected[-1].numpy()).all()
+    # Features of unit scale, so that the tolerance above is a real test.
+    assert min(float(e.abs().max()) for e in expected) >= 0.5

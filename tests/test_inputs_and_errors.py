@@ -60,12 +60,12 @@ def test_pretrained_and_init_cfg_together_are_refused():
 
 @pytest.mark.slow
 def test_window_geometry_cache_stays_bounded_under_multi_scale_input(images):
-    from swin_mm.models.layers import GEOMETRY_CACHE_SIZE
+    from swin_mm.geometry import GEOMETRY_CACHE_SIZE
     peer = in_eval(randomize_(mmdet_swin(**SMALL)))
     ours = in_eval(twin_of(peer, **SMALL))
     first = images(1, 64, 96)
     with torch.no_grad():
         for size in range(64, 64 + 4 * (GEOMETRY_CACHE_SIZE + 4), 4):
             ours(images(1, size, 96))
-        assert all(len(s._geometry_cache) <= GEOMETRY_CACHE_SIZE for s in ours.stages)
+        assert all(len(s.geometry._tables) <= GEOMETRY_CACHE_SIZE for s in ours.stages)
         assert max_abs_diff(ours(first), peer(first)) <= 1e-5

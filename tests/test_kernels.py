@@ -1,31 +1,31 @@
 """The kernel layer: each fast path against its public-op reference on the model's own
 tensors, the choice of path, and the torch-version shims."""
+import functools
+
 import pytest
 import torch
-import torch.nn.functional as F
 
-from swin_mm import SwinBackbone
-from swin_mm.kernels import attention, compat, mlp, partition, select_kernels
-from swin_mm.kernels.probes import Capabilities
-from swin_mm.kernels.selection import build_kernels
-from swin_mm.models.layers import WindowAttention
-from swin_mm.models.windows import WindowGeometry
+from helpers import CPU_FLASH, randomize_
+from swin_mm import SwinBackbone, compat
+from swin_mm.geometry import WindowTables
+from swin_mm.kernels import attention, mlp, select_kernels
+from swin_mm.kernels.probes import Capabilities, running_torch
+from swin_mm.kernels.selection import build_kernels, cpu_mlp, cpu_window_attention
+from swin_mm.models.swin_block import SwinFFN, WindowAttention
 
-HAS_CPU_FLASH = hasattr(torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu')
-LEAN_ATTENTION = dict(scratch_bytes=1 << 23, flash_dtypes=(torch.float32, torch.float64))
+LEAN_ATTENTION = dict(scratch_bytes=1 << 23)
+SDPA_WINDOW_ATTENTION = functools.partial(attention.sdpa_window_attention,
+                                          takes_scale=running_torch().sdpa_scale)
 
 
 def _model_attention(heads, shifted, dtype, window=(7, 7), hw=(17, 23)):
     """A WindowAttention with random weights (a spread-out bias table, so attention is
-    far from uniform), and the geometry of a (hw) map: multi-head, padded, shifted or not."""
-    gen = torch.Generator().manual_seed(heads)
-    module = WindowAttention(8 * heads, heads, window).to(dtype)
-    with torch.no_grad():
-        for name, param in module.named_parameters():
-            scale = 1.0 if name == 'relative_position_bias_table' else 0.2
-            param.copy_(torch.randn(param.shape, generator=gen) * scale)
+    far from uniform), and the window tables of a (hw) map: multi-head, padded, shifted
+    or not."""
+    module = randomize_(WindowAttention(8 * heads, heads, window), seed=heads,
+                        weight_std=0.2, table_std=1.0).to(dtype)
     shift = tuple(w // 2 for w in window) if shifted else (0, 0)
-    return module, WindowGeometry.build(hw, window, shift, torch.device('cpu'))
+    return module, WindowTables.build(hw, window, shift, torch.device('cpu'))
 
 
 def _attention_result(function, module, geometry, windows, **kwargs):
@@ -56,19 +56,18 @@ def test_model_mask_is_contiguous_and_fast_attention_matches_reference(shifted, 
     assert mask.is_contiguous() and mask.shape[1] == 4
     assert (geometry.mask is not None) == shifted
     x = torch.randn(2, *geometry.hw, 32, generator=torch.Generator().manual_seed(0), dtype=dtype)
-    windows = partition.reference_partition(x, geometry.gather, geometry.scatter,
-                                            geometry.padding_slots, 49)
+    windows = select_kernels('cpu', 'reference').partition(x, geometry)
     reference = _attention_result(attention.reference_window_attention, module, geometry,
                                   windows)
-    fast = [_attention_result(attention.sdpa_window_attention, module, geometry, windows)]
-    if HAS_CPU_FLASH:
+    fast = [_attention_result(SDPA_WINDOW_ATTENTION, module, geometry, windows)]
+    if CPU_FLASH:
         fast.append(_attention_result(attention.lean_window_attention, module, geometry,
                                       windows, **LEAN_ATTENTION))
     for result in fast:
         assert _max_relative_diff(result, reference) <= tol
 
 
-@pytest.mark.skipif(not HAS_CPU_FLASH, reason='this torch has no CPU flash kernel')
+@pytest.mark.skipif(not CPU_FLASH, reason='the probe found no usable CPU flash kernel')
 def test_lean_attention_reads_a_strided_mask_correctly():
     """The layout the model used to give the kernel (bias permuted: stride `heads` in the
     last dimension) must give the same result as the reference, on every torch."""
@@ -105,15 +104,15 @@ def test_reference_attention_is_the_math_of_mmdet():
 def test_lean_mlp_matches_reference(scratch_bytes, grad):
     """100 bytes of scratch: a chunk of one hidden row, so every boundary is crossed."""
     gen = torch.Generator().manual_seed(0)
-    fc1, fc2 = torch.nn.Linear(6, 24), torch.nn.Linear(24, 6)
+    layers = SwinFFN(6, 24).layers
+    fc1, fc2 = layers[0][0], layers[1]
     x = torch.randn(2, 5, 3, 6, generator=gen, requires_grad=grad)
     results = []
-    for function, kwargs in ((mlp.reference_gelu_mlp, {}),
-                             (mlp.lean_gelu_mlp, dict(scratch_bytes=scratch_bytes))):
-        for module in (fc1, fc2):
-            module.zero_grad()
+    for function in (lambda: mlp.reference_mlp(x, layers),
+                     lambda: mlp.lean_gelu_mlp(x, fc1, fc2, scratch_bytes=scratch_bytes)):
+        layers.zero_grad()
         with torch.set_grad_enabled(grad):
-            out = function(x, fc1, fc2, **kwargs)
+            out = function()
         assert out.shape == x.shape
         result = [out.detach()]
         if grad:
@@ -124,71 +123,84 @@ def test_lean_mlp_matches_reference(scratch_bytes, grad):
     assert _max_relative_diff(results[1], results[0]) <= 1e-5
 
 
-def _pad_roll_cut(x, window, shift):
-    """Known answer for partition: the peers' F.pad, torch.roll and window cut."""
-    b, h, w, c = x.shape
-    x = F.pad(x, (0, 0, 0, -w % window[1], 0, -h % window[0]))
-    x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
-    hp, wp = x.shape[1:3]
-    x = x.view(b, hp // window[0], window[0], wp // window[1], window[1], c)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window[0] * window[1], c)
+def test_the_probe_finds_the_cpu_flash_kernel_where_torch_ships_a_correct_one():
+    """Absent where the op is (torch < 2.3); found for float32 from torch 2.8 on, whose
+    kernel reads the model's masks right (2.3-2.7 may be refused: their results were
+    wrong with some mask layouts)."""
+    has_op = hasattr(torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu')
+    found = running_torch().cpu_flash_dtypes
+    if not has_op:
+        assert found == ()
+    elif tuple(int(v) for v in torch.__version__.split('.')[:2]) >= (2, 8):
+        assert torch.float32 in found and torch.float64 in found
 
 
-def _uncut_unroll_crop(windows, hw, window, shift):
-    """Known answer for merge: the peers' inverse (windows back, roll back, crop)."""
-    hp, wp = (-(-size // win) * win for size, win in zip(hw, window))
-    c = windows.shape[-1]
-    x = windows.view(-1, hp // window[0], wp // window[1], window[0], window[1], c)
-    x = x.permute(0, 1, 3, 2, 4, 5).reshape(-1, hp, wp, c)
-    x = torch.roll(x, shifts=shift, dims=(1, 2))
-    return x[:, :hw[0], :hw[1]]
-
-
-def _value_and_grad(function, x, seed=1):
-    x = x.detach().requires_grad_(True)
-    out = function(x)
-    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed))
-    return out.detach(), torch.autograd.grad((out * weights).sum(), x)[0]
-
-
-@pytest.mark.parametrize('hw,window,shift', [((17, 23), (7, 7), (3, 3)),
-                                             ((14, 14), (7, 7), (0, 0)),
-                                             ((9, 20), (4, 6), (2, 3))])
-@pytest.mark.parametrize('implementation', ['reference', 'lean'])
-def test_partition_and_merge_match_pad_roll_cut(hw, window, shift, implementation):
-    """Both implementations against the peers' pad -> roll -> cut and its inverse,
-    values and gradients (odd sizes, so padding is cut and cropped)."""
-    part, merge = {'reference': (partition.reference_partition, partition.reference_merge),
-                   'lean': (partition.lean_partition, partition.lean_merge)}[implementation]
-    geometry = WindowGeometry.build(hw, window, shift, torch.device('cpu'))
-    tables = (geometry.gather, geometry.scatter, geometry.padding_slots)
-    x = torch.randn(2, *hw, 3, generator=torch.Generator().manual_seed(0))
-    ours = _value_and_grad(lambda t: part(t, *tables, window[0] * window[1]), x)
-    peers = _value_and_grad(lambda t: _pad_roll_cut(t, window, shift), x)
-    assert all(map(torch.equal, ours, peers))
-    windows = ours[0]
-    ours = _value_and_grad(lambda t: merge(t, *tables, geometry.hw), windows)
-    peers = _value_and_grad(lambda t: _uncut_unroll_crop(t, hw, window, shift), windows)
-    assert torch.equal(ours[0], x)
-    assert all(map(torch.equal, ours, peers))
-
-
-def test_auto_takes_the_lean_cpu_kernels_where_this_torch_has_them():
-    """The probe finds the CPU flash kernel exactly where the op exists (2.3+) and
-    gives its implementation; everything else stays on a public-op path."""
+def test_auto_takes_the_lean_cpu_kernels_where_the_probe_found_them():
     names = select_kernels('cpu').names()
-    assert names['window_attention'] == ('lean_window_attention' if HAS_CPU_FLASH
+    assert names['window_attention'] == ('cpu_window_attention' if CPU_FLASH
                                          else 'reference_window_attention')
-    assert names['gelu_mlp'] == 'lean_gelu_mlp'
+    assert names['mlp'] == 'cpu_mlp'
     assert (names['partition'], names['merge']) == ('lean_partition', 'lean_merge')
 
 
 def test_a_torch_without_the_private_ops_gets_the_references():
     missing = Capabilities(cpu_flash_dtypes=(), softmax_backward_out=False,
-                           gelu_out_kernels=False)
+                           gelu_out_kernels=False, sdpa_scale=False)
     names = build_kernels('cpu', 'auto', 1 << 23, missing).names()
     assert names['window_attention'] == 'reference_window_attention'
-    assert names['gelu_mlp'] == 'reference_gelu_mlp'
+    assert names['mlp'] == 'reference_mlp'
+
+
+def test_graph_capture_gets_the_references():
+    assert select_kernels('cpu', 'auto', capturing=True) is select_kernels('cpu', 'reference')
+
+
+def _window_attention_case():
+    module, tables = _model_attention(heads=2, shifted=True, dtype=torch.float32)
+    windows = torch.randn(2 * tables.gather.numel() // 49, 49, 16,
+                          generator=torch.Generator().manual_seed(3))
+    return windows, module.qkv, module.attn_mask(tables.mask), 2, module.scale
+
+
+@pytest.mark.parametrize('dropout_p,flash_dtypes', [(0.2, (torch.float32,)), (0., ())])
+def test_cpu_attention_takes_the_reference_under_dropout_or_an_unprobed_dtype(
+        dropout_p, flash_dtypes):
+    """Same random stream, same ops: the result is the reference's, bit for bit."""
+    args = _window_attention_case()
+    with torch.no_grad():
+        torch.manual_seed(0)
+        chosen = cpu_window_attention(*args, dropout_p, scratch_bytes=1 << 23,
+                                      flash_dtypes=flash_dtypes)
+        torch.manual_seed(0)
+        reference = attention.reference_window_attention(*args, dropout_p)
+    assert torch.equal(chosen, reference)
+
+
+@pytest.mark.parametrize('act_cfg,drop_rate,training', [
+    (dict(type='GELU'), 0.3, True), (dict(type='ReLU'), 0., False)])
+def test_cpu_mlp_runs_the_modules_under_dropout_or_another_activation(act_cfg, drop_rate,
+                                                                      training):
+    ffn = SwinFFN(8, 16, act_cfg, drop_rate).train(training)
+    x = torch.randn(3, 5, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.manual_seed(0)
+        chosen = cpu_mlp(x, ffn.layers, scratch_bytes=1 << 23)
+        torch.manual_seed(0)
+        expected = ffn.layers(x)
+    assert torch.equal(chosen, expected)
+    assert not torch.equal(chosen, mlp.lean_gelu_mlp(x, ffn.layers[0][0], ffn.layers[1],
+                                                     scratch_bytes=1 << 23))
+
+
+def test_under_torch_compile_the_cpu_kernels_work_in_one_chunk(monkeypatch):
+    """The compiler fuses by itself: the kernels selected while compiling have no chunk
+    budget (scratch_bytes None), those selected eagerly keep it."""
+    monkeypatch.setattr('swin_mm.kernels.selection.is_compiling', lambda: True)
+    compiled = select_kernels('cpu', 'auto', 12345)
+    monkeypatch.undo()
+    eager = select_kernels('cpu', 'auto', 12345)
+    assert compiled.mlp.keywords['scratch_bytes'] is None
+    assert eager.mlp.keywords['scratch_bytes'] == 12345
 
 
 @pytest.mark.parametrize('device_type', ['cuda', 'mps', 'xpu'])
@@ -196,7 +208,7 @@ def test_accelerators_take_only_public_ops(device_type):
     """Until the lean kernels' CUDA tests have passed on a GPU (tests/test_cuda_kernels.py)."""
     names = select_kernels(device_type).names()
     assert names == dict(window_attention='sdpa_window_attention', attention='sdpa_attention',
-                         gelu_mlp='reference_gelu_mlp', partition='reference_partition',
+                         mlp='reference_mlp', partition='reference_partition',
                          merge='reference_merge')
 
 
@@ -219,7 +231,7 @@ def test_sdpa_scale_folded_into_q_where_torch_lacks_the_argument(scale):
     q, k, v = (torch.randn(2, 3, 5, 4, generator=gen, dtype=torch.float64) for _ in range(3))
     mask = torch.randn(1, 3, 5, 5, generator=gen, dtype=torch.float64)
     expected = attention.reference_attention(q, k, v, mask, scale)
-    for takes_scale in (True, False) if compat.SDPA_TAKES_SCALE else (False,):
+    for takes_scale in (True, False) if running_torch().sdpa_scale else (False,):
         result = compat.scaled_dot_product_attention(q, k, v, mask, scale=scale,
                                                      takes_scale=takes_scale)
         assert float((result - expected).abs().max()) <= 1e-12

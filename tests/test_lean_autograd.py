@@ -6,13 +6,13 @@ from helpers import (
     SMALL, TINY, assert_same_gradient, max_abs_diff, mmdet_swin, randomize_, twin_of
 )
 from swin_mm.kernels.attention import _WindowAttention
-from swin_mm.kernels.lean_support import DEFAULT_SCRATCH_BYTES
+from swin_mm.kernels.custom_functions import DEFAULT_SCRATCH_BYTES
 from swin_mm.kernels.mlp import _GeluMlp
+from swin_mm.kernels.probes import running_torch
 
-HAS_CPU_FLASH = hasattr(torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu')
 
-
-@pytest.mark.skipif(not HAS_CPU_FLASH, reason='this torch has no CPU flash kernel')
+@pytest.mark.skipif(torch.float64 not in running_torch().cpu_flash_dtypes,
+                    reason='the probe found no usable float64 CPU flash kernel')
 @pytest.mark.parametrize('scratch_bytes', [DEFAULT_SCRATCH_BYTES, 1])
 @pytest.mark.parametrize('images_,groups,heads', [(2, 4, 3), (3, 1, 2)])
 def test_window_attention_gradients_are_exact(images_, groups, heads, scratch_bytes):

@@ -25,19 +25,24 @@ import torch
 from mmengine.runner import load_checkpoint
 from timm.layers import resample_abs_pos_embed
 
+from helpers import images
 from swin_mm import SwinBackbone
 from swin_mm.kernels import select_kernels
-from swin_mm.models.layers import SwinBlock, SwinStage
-from swin_mm.models.windows import WindowGeometry
+from swin_mm.models import ARCH_ZOO, arch_settings
+from swin_mm.models.stage import SwinStage
+from swin_mm.models.swin_block import SwinBlock
 
 SLIM = dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8))
-# mmpretrain's arch_zoo (swin_transformer.py), by the names its tests use.
-MMPRETRAIN_ARCHS = {
-    'tiny': dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
-    'small': dict(embed_dims=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24)),
-    'base': dict(embed_dims=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32)),
-    'large': dict(embed_dims=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48)),
-}
+
+
+def test_arch_zoo_is_mmpretrains():
+    """Our published sizes against mmpretrain's ``SwinTransformer.arch_zoo``."""
+    from mmpretrain.models.backbones import SwinTransformer
+    for name, ours in ARCH_ZOO['swin'].items():
+        theirs = SwinTransformer.arch_zoo[name]
+        assert ours == {k: tuple(v) if isinstance(v, list) else v
+                        for k, v in theirs.items()}
+        assert arch_settings(name[0].upper()) == ours
 
 
 def output_shapes(model, height, width):
@@ -51,26 +56,22 @@ def on_meta(**kwargs) -> SwinBackbone:
         return SwinBackbone(**kwargs)
 
 
-def images(height, width, seed=0):
-    return torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(seed))
-
-
 # --- mmdet v3.3.0 test_swin.py: test_swin_block ------------------------------------
 def test_mmdet_swin_block_structure_and_token_shape():
-    block = SwinBlock(embed_dims=64, num_heads=4, hidden_dims=256, window=(7, 7),
-                      shifted=False)
+    block = SwinBlock(embed_dims=64, num_heads=4, hidden_dims=256, window=(7, 7))
     assert block.ffn.layers[0][0].in_features == 64
     assert block.attn.w_msa.num_heads == 4
     assert block.ffn.layers[0][0].out_features == 256
     x = torch.randn(1, 56, 56, 64)
-    geometry = WindowGeometry.build((56, 56), (7, 7), (0, 0), x.device)
+    kernels = select_kernels('cpu')
+    stage = SwinStage([block], (7, 7))
     with torch.no_grad():
-        assert block(x, geometry, select_kernels('cpu')).shape == (1, 56, 56, 64)
+        assert stage(x, kernels)[0].shape == (1, 56, 56, 64)
 
 
 def test_mmdet_swin_block_with_checkpoint_forward():
-    stage = SwinStage(embed_dims=64, num_heads=4, hidden_dims=256, depth=2, window=(7, 7),
-                      drop_path_rates=(0., 0.), downsample=None, with_cp=True)
+    stage = SwinStage([SwinBlock(64, 4, 256, (7, 7)) for _ in range(2)], (7, 7),
+                      with_cp=True)
     assert stage.with_cp
     x = torch.randn(1, 28, 28, 64, requires_grad=True)  # mmdet: 56x56; smaller for speed
     out, _ = stage(x, select_kernels('cpu'))
@@ -109,7 +110,7 @@ def test_absolute_position_embedding_initialises_and_runs():
     model = SwinBackbone(pretrain_img_size=224, use_abs_pos_embed=True, **SLIM)
     model.init_weights()
     with torch.no_grad():
-        outs = model(images(224, 224))
+        outs = model(images(1, 224, 224))
     assert [o.shape for o in outs] == [(1, 16 * 2 ** i, 56 >> i, 56 >> i) for i in range(4)]
 
 
@@ -117,7 +118,7 @@ def test_without_patch_norm_runs():
     model = SwinBackbone(patch_norm=False, **SLIM)
     assert model.patch_embed.norm is None
     with torch.no_grad():
-        assert model(images(224, 224))[-1].shape == (1, 128, 7, 7)
+        assert model(images(1, 224, 224))[-1].shape == (1, 128, 7, 7)
 
 
 @pytest.mark.parametrize('size,spatial', [
@@ -127,7 +128,7 @@ def test_without_patch_norm_runs():
 ])
 def test_output_shapes_for_normal_and_abnormal_sizes(size, spatial):
     with torch.no_grad():
-        outs = SwinBackbone(**SLIM).eval()(images(*size))
+        outs = SwinBackbone(**SLIM).eval()(images(1, *size))
     assert [tuple(o.shape) for o in outs] == [
         (1, 16 * 2 ** i, *hw) for i, hw in enumerate(spatial)]
 
@@ -171,25 +172,25 @@ def test_mmpretrain_custom_arch_structure():
 def test_mmpretrain_archs_last_stage(arch, channels):
     """mmpretrain runs each arch at 224 for a (1, channels, 7, 7) output; the forward
     at 224 is test_mmpretrain_multiple_output_indices (base), here the structure."""
-    model = on_meta(out_indices=(3,), **MMPRETRAIN_ARCHS[arch])
+    model = on_meta(out_indices=(3,), **arch_settings(arch))
     assert model.norm3.normalized_shape == (channels,)
     assert model.stages[3].blocks[0].attn.w_msa.qkv.in_features == channels
     assert [len(stage.blocks) for stage in model.stages] == list(
-        MMPRETRAIN_ARCHS[arch]['depths'])
+        arch_settings(arch)['depths'])
 
 
 def test_mmpretrain_window_12_at_384_and_padded_at_224():
-    model = on_meta(window_size=12, out_indices=(3,), **MMPRETRAIN_ARCHS['base'])
+    model = on_meta(window_size=12, out_indices=(3,), **arch_settings('base'))
     assert output_shapes(model, 384, 384) == [(1, 1024, 12, 12)]
     # mmpretrain refuses a 7x7 map under a 12x12 window unless pad_small_map=True;
     # SwinBackbone pads as mmdet does, and gives mmpretrain's padded shape.
     with torch.no_grad():
-        out, = SwinBackbone(window_size=12, out_indices=(3,), **SLIM).eval()(images(224, 224))
+        out, = SwinBackbone(window_size=12, out_indices=(3,), **SLIM).eval()(images(1, 224, 224))
     assert out.shape == (1, 128, 7, 7) and torch.isfinite(out).all()
 
 
 def test_mmpretrain_multiple_output_indices():
-    model = on_meta(out_indices=(0, 1, 2, 3), **MMPRETRAIN_ARCHS['base'])
+    model = on_meta(out_indices=(0, 1, 2, 3), **arch_settings('base'))
     assert output_shapes(model, 224, 224) == [
         (1, 128 * stride, 56 // stride, 56 // stride) for stride in (1, 2, 4, 8)]
 
@@ -199,7 +200,7 @@ def test_mmpretrain_checkpoint_forward_in_training():
     assert all(stage.with_cp for stage in model.stages)
     model.init_weights()
     model.train()
-    out, = model(images(64, 64))  # mmpretrain: 224x224; smaller for speed
+    out, = model(images(1, 64, 64))  # mmpretrain: 224x224; smaller for speed
     assert out.shape == (1, 128, 2, 2)
     out.sum().backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
@@ -209,13 +210,13 @@ def test_mmpretrain_dynamic_input_shapes():
     model = SwinBackbone(out_indices=(3,), **SLIM).eval()
     for height, width in ((224, 224), (256, 256), (256, 309)):
         with torch.no_grad():
-            out, = model(images(height, width))
+            out, = model(images(1, height, width))
         assert out.shape == (1, 128, math.ceil(height / 32), math.ceil(width / 32))
 
 
 # --- mmpretrain: test_structure -------------------------------------------------------
 def test_mmpretrain_drop_path_rate_decays_linearly():
-    model = on_meta(drop_path_rate=0.2, **MMPRETRAIN_ARCHS['base'])
+    model = on_meta(drop_path_rate=0.2, **arch_settings('base'))
     blocks = [block for stage in model.stages for block in stage.blocks]
     for i, block in enumerate(blocks):
         expected = 0.2 / (len(blocks) - 1) * i

@@ -12,7 +12,7 @@ from mmengine.runner import load_checkpoint
 
 from helpers import SMALL
 from swin_layouts import official_from_timm, timm_swin
-from swin_mm.checkpoints.cli import main
+from swin_mm.commands.swin2mm import main
 
 # Head/neck key names of the released 2.x-era checkpoints, from the mmdet 2.x / mmseg 0.x
 # module attribute names (RPNHead.rpn_conv/rpn_cls/rpn_reg, ConvFCBBoxHead.shared_convs/

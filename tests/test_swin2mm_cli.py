@@ -14,7 +14,7 @@ from helpers import SMALL, TINY, RunsCode, in_eval, max_abs_diff
 from swin_layouts import official_from_timm, official_state_dict, timm_swin
 from swin_mm import SwinBackbone
 from swin_mm.checkpoints import CheckpointError
-from swin_mm.checkpoints.cli import convert_file, main
+from swin_mm.commands.swin2mm import convert_file, main
 
 TOOL = Path(__file__).resolve().parents[1] / 'tools' / 'swin2mm.py'
 # The console script pip installs beside this interpreter, and the repository's script.

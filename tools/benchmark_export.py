@@ -2,7 +2,7 @@
 """onnxruntime inference of SwinBackbone's dynamic ONNX export against mmdet's
 SwinTransformer export (same random weights), at 224x224 and 800x1344.
 
-    python tools/benchmark_export.py [--arch swin-t] [--repeats 5] [--threads N]
+    python tools/benchmark_export.py [--arch tiny] [--repeats 5] [--threads N]
 
 Ours is exported once with dynamic batch/height/width and run at both sizes. mmdet's
 dynamic export runs only where no padding is needed (224x224 here); at 800x1344 it
@@ -19,10 +19,10 @@ import numpy as np
 import onnxruntime
 import torch
 
-from swin_mm.export import build_backbone, example_input, export_onnx
+from swin_mm.commands.export import build_backbone, example_input, export_onnx
+from swin_mm.models import ARCH_ZOO, arch_settings
 from swin_mm_dev.benchmark.machine import describe
 
-ARCHS = {'swin-t': dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24))}
 SIZES = ((224, 224), (800, 1344))
 
 
@@ -64,7 +64,7 @@ def measure(name, sess, model, images, repeats):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--arch', choices=sorted(ARCHS), default='swin-t')
+    parser.add_argument('--arch', choices=sorted(ARCH_ZOO['swin']), default='tiny')
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--threads', type=int, default=0,
                         help='onnxruntime threads (0: its default)')
@@ -72,8 +72,8 @@ def main():
     warnings.filterwarnings('ignore')
     from mmdet.models.backbones import SwinTransformer
     torch.manual_seed(0)
-    ours = build_backbone(arguments=ARCHS[args.arch])
-    theirs = SwinTransformer(**ARCHS[args.arch])
+    ours = build_backbone(arguments=arch_settings(args.arch))
+    theirs = SwinTransformer(**arch_settings(args.arch))
     theirs.load_state_dict(ours.state_dict())
     theirs.eval()
     rows = []

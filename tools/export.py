@@ -4,11 +4,11 @@
     python tools/export.py OUT.onnx|OUT.pt2 [--config CFG] [--arg KEY=VALUE ...]
         [--checkpoint CKPT] [--dynamo] [--opset N] [--check-sizes HxW ...]
 
-The same as the ``swin-mm-export`` command; the code lives in swin_mm/export.py.
+The same as the ``swin-mm-export`` command; the code lives in swin_mm/commands/export.py.
 """
 import sys
 
-from swin_mm.export import main
+from swin_mm.commands.export import main
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -8,7 +8,7 @@ the layouts live in swin_mm/checkpoints/layouts.py, shared with SwinBackbone's l
 """
 import sys
 
-from swin_mm.checkpoints.cli import main
+from swin_mm.commands.swin2mm import main
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -21,9 +21,9 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from ..models.windows import relative_position_index
+from ..geometry.relative_position import relative_position_index
 from .errors import CheckpointError
-from .tables import square_side, window_of_bias_table
+from .implied_sizes import square_side, window_of_bias_table
 
 LAYOUTS = ('official', 'official-det', 'timm', 'mmpretrain', 'mmdet')
 CLASSIFICATION_LAYOUTS = ('official', 'timm', 'mmpretrain')

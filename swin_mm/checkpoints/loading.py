@@ -46,8 +46,9 @@ def _missing_by_design(missing, state_dict, last_stage: int):
 
 
 def load_pretrained(model, path: str, prefix: Optional[str] = None) -> None:
-    """Load `path` into `model` non-strictly: keys missing by design are logged as INFO
-    with the reason, other missing and unexpected keys as one WARNING line each."""
+    """Load `path` into `model` (a backbone with ``fit_target()`` and ``stages``, such as
+    ``SwinBackbone``) non-strictly: keys missing by design are logged as INFO with the
+    reason, other missing and unexpected keys as one WARNING line each."""
     try:
         checkpoint = read_checkpoint(path)
     except DownloadError as err:
@@ -55,8 +56,9 @@ def load_pretrained(model, path: str, prefix: Optional[str] = None) -> None:
                             f'model.backbone.init_cfg.checkpoint to the local file '
                             f'(--cfg-options model.backbone.init_cfg.checkpoint=PATH)') from None
     state_dict, layout = to_backbone_state_dict(checkpoint, prefix=prefix)
-    fit_state_dict(state_dict, model)  # what the load hook would do, to check shapes first
-    shapes = model.state_dict()
+    target = model.fit_target()
+    fit_state_dict(state_dict, target)  # what the load hook would do, to check shapes first
+    shapes = target.state
     mismatched = [k for k, v in state_dict.items() if k in shapes and v.shape != shapes[k].shape]
     if mismatched:
         k = mismatched[0]

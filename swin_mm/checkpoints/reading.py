@@ -1,6 +1,5 @@
 """Checkpoint files in and out: weights-only reading from any path mmengine can read,
 with one-line errors, and writing that never leaves a half-written file."""
-import inspect
 import io
 import os
 import pickle
@@ -9,7 +8,8 @@ from urllib.parse import urlparse
 
 import torch
 
-from ..commands import written_atomically
+from ..compat import LOAD_TAKES_MMAP
+from ..output_files import written_atomically
 from . import unpickler
 from .errors import CheckpointError, DownloadError
 
@@ -17,10 +17,6 @@ from .errors import CheckpointError, DownloadError
 # What torch.load raises on truncated, foreign or code-carrying files.
 _READ_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile,
                 AttributeError, ValueError, KeyError, IndexError, OSError)
-
-
-# torch.load(mmap=) exists from torch 2.1.
-_CAN_MMAP = 'mmap' in inspect.signature(torch.load).parameters
 
 
 def _open(path: str):
@@ -58,7 +54,7 @@ def _load(source, unsafe: bool):
     options = dict(map_location='cpu', weights_only=False)
     if not unsafe:
         options['pickle_module'] = unpickler
-    if isinstance(source, str) and _CAN_MMAP:
+    if isinstance(source, str) and LOAD_TAKES_MMAP:
         try:
             return torch.load(source, mmap=True, **options)
         except RuntimeError as err:

@@ -2,10 +2,13 @@
 reference in plain public torch ops beside it (same arguments, same result).
 
 - :mod:`.attention`: window attention (reference, SDPA, CPU flash + lean backward)
-- :mod:`.mlp`: the GELU MLP (reference, chunked lean)
+- :mod:`.mlp`: the block's MLP (reference modules, chunked lean GELU MLP)
 - :mod:`.partition`: window partition and merge (reference, lean)
-- :mod:`.selection`: which one runs, per (device type, mode): ``select_kernels``
-- :mod:`.compat`: the torch APIs that changed between torch 2.0 and today
+- :mod:`.selection`: which one runs, fallbacks included: ``select_kernels``
+- :mod:`.probes`: what the running torch provides, probed on first use
+- :mod:`.custom_functions`: what the lean custom autograd functions share
+
+The torch-version shims they use are in :mod:`swin_mm.compat`.
 
 Why the lean kernels: training memory of a Swin block is dominated by what autograd
 saves, not by weights. Stock PyTorch keeps, per block, the attention probabilities and
@@ -16,6 +19,10 @@ hidden state; probabilities and GELU are recomputed in backward, which costs one
 batched matmul and one elementwise pass per block; at Swin-T 2x512x512 autograd keeps
 0.74x of mmdet's bytes.
 """
-from .selection import KERNEL_MODES, Kernels, select_kernels
+from .selection import (
+    KERNEL_MODES, REFERENCE_KERNELS, Kernels, check_kernel_mode, prepare_kernels,
+    select_kernels
+)
 
-__all__ = ['KERNEL_MODES', 'Kernels', 'select_kernels']
+__all__ = ['KERNEL_MODES', 'REFERENCE_KERNELS', 'Kernels', 'check_kernel_mode',
+           'prepare_kernels', 'select_kernels']

@@ -12,21 +12,20 @@ Shapes, shared by the three implementations (same arguments, same result):
   the official code and torchvision (explicit q*scale @ k^T + mask, softmax, @ v).
 - :func:`sdpa_window_attention`: public ``F.scaled_dot_product_attention``, whose fused
   CUDA kernels handle the mask gradient themselves.
-- :func:`lean_window_attention`: CPU only; PyTorch's CPU flash kernel forward and a
-  custom backward that keeps only qkv and the row log-sum-exp (see :class:`_WindowAttention`).
+- :func:`lean_window_attention`: CPU only, float dtypes the probe found the kernel to
+  handle, no dropout (:mod:`.selection` decides); PyTorch's CPU flash kernel forward and
+  a custom backward that keeps only qkv and the row log-sum-exp (:class:`_WindowAttention`).
 
 :func:`reference_attention` and :func:`sdpa_attention` are the same cores on
 (batch, heads, N, d) q, k, v, used by the global attention layer.
 """
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-from .compat import scaled_dot_product_attention
-from .lean_support import (
-    add_product, apply_as_autocast_would, chunk_length, compute_dtype, needs_grad
-)
+from ..compat import scaled_dot_product_attention
+from .custom_functions import add_product, apply_as_autocast_would, chunk_length, needs_grad
 
 
 def reference_attention(q, k, v, attn_mask: Optional[torch.Tensor], scale: Optional[float],
@@ -42,9 +41,11 @@ def reference_attention(q, k, v, attn_mask: Optional[torch.Tensor], scale: Optio
 
 
 def sdpa_attention(q, k, v, attn_mask: Optional[torch.Tensor], scale: Optional[float],
-                   dropout_p: float = 0.) -> torch.Tensor:
-    """:func:`reference_attention` through F.scaled_dot_product_attention."""
-    return scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, scale)
+                   dropout_p: float = 0., *, takes_scale: bool) -> torch.Tensor:
+    """:func:`reference_attention` through F.scaled_dot_product_attention; `takes_scale`:
+    whether the running torch's SDPA has ``scale`` (``probes.Capabilities.sdpa_scale``)."""
+    return scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, scale,
+                                        takes_scale=takes_scale)
 
 
 def _split_heads(qkv_rows: torch.Tensor, num_heads: int):
@@ -86,12 +87,12 @@ def _attend_per_image(qkv_rows, attn_mask, num_heads, attend):
 
 
 def sdpa_window_attention(windows, qkv, attn_mask, num_heads: int, scale: float,
-                          dropout_p: float = 0.) -> torch.Tensor:
+                          dropout_p: float = 0., *, takes_scale: bool) -> torch.Tensor:
     """Window attention through F.scaled_dot_product_attention, image by image."""
     qkv_rows = qkv(windows)
     attn_mask = attn_mask.to(qkv_rows.dtype)
     return _attend_per_image(qkv_rows, attn_mask, num_heads, lambda q, k, v: (
-        sdpa_attention(q, k, v, attn_mask, scale, dropout_p),))[0]
+        sdpa_attention(q, k, v, attn_mask, scale, dropout_p, takes_scale=takes_scale),))[0]
 
 
 def _flash(q, k, v, attn_mask, scale):
@@ -100,14 +101,11 @@ def _flash(q, k, v, attn_mask, scale):
         q, k, v, 0.0, False, attn_mask=attn_mask, scale=scale)
 
 
-def lean_window_attention(windows, qkv, attn_mask, num_heads: int, scale: float,
-                          dropout_p: float = 0., *, scratch_bytes: int,
-                          flash_dtypes: Sequence[torch.dtype]) -> torch.Tensor:
+def lean_window_attention(windows, qkv, attn_mask, num_heads: int, scale: float, *,
+                          scratch_bytes: Optional[int]) -> torch.Tensor:
     """CPU window attention through the flash kernel; through :class:`_WindowAttention`
-    when a gradient is needed. Attention dropout, and dtypes the running torch's kernel
-    was not found to handle (`flash_dtypes`, probed at import), take the reference."""
-    if dropout_p or compute_dtype(windows) not in flash_dtypes:
-        return reference_window_attention(windows, qkv, attn_mask, num_heads, scale, dropout_p)
+    when a gradient is needed, whose backward works in chunks of about `scratch_bytes`
+    (None: all windows at once)."""
     attn_mask = attn_mask.contiguous()  # a no-op for the model's mask; see the module doc
     if needs_grad(windows, attn_mask, qkv.weight, qkv.bias):
         return apply_as_autocast_would(_WindowAttention.apply, windows, qkv.weight, qkv.bias,

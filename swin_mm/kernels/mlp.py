@@ -2,25 +2,30 @@
 
 Shapes: x (..., C); fc1 nn.Linear C -> H; fc2 nn.Linear H -> C; returns (..., C).
 
-- :func:`reference_gelu_mlp`: the definition, through the modules.
-- :func:`lean_gelu_mlp`: without autograd, row chunks through one reused scratch with
+- :func:`reference_mlp`: the block's MLP modules as they are (any activation, dropout).
+- :func:`lean_gelu_mlp`: exact GELU and no dropout only (:mod:`.selection` decides);
+  without autograd, row chunks through one reused scratch with
   GELU in place (the (M, H) hidden layer is never allocated in full); with autograd,
   :class:`_GeluMlp` keeps x and fc1's output and recomputes GELU in backward. Uses the
   out= forms of GELU and its backward (``torch._C._nn.gelu``, ``aten.gelu_backward``).
 """
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 
-from .lean_support import add_product, apply_as_autocast_would, chunk_length, needs_grad
+from .custom_functions import add_product, apply_as_autocast_would, chunk_length, needs_grad
 
 
-def reference_gelu_mlp(x, fc1, fc2) -> torch.Tensor:
-    """fc2(gelu(fc1(x))) in public ops."""
-    return fc2(F.gelu(fc1(x)))
+def reference_mlp(x, layers) -> torch.Tensor:
+    """The MLP `layers` (mmcv's FFN layout: ``[[fc1, activation, dropout], fc2,
+    dropout]``) applied as modules: fc2(gelu(fc1(x))) for the Swin block in eval."""
+    return layers(x)
 
 
-def lean_gelu_mlp(x, fc1, fc2, *, scratch_bytes: int) -> torch.Tensor:
-    """:func:`reference_gelu_mlp` in chunks of about `scratch_bytes` of hidden rows."""
+def lean_gelu_mlp(x, fc1, fc2, *, scratch_bytes: Optional[int]) -> torch.Tensor:
+    """fc2(gelu(fc1(x))) in chunks of about `scratch_bytes` of hidden rows (None: one
+    chunk)."""
     args = (x, fc1.weight, fc1.bias, fc2.weight, fc2.bias)
     if needs_grad(*args):
         return apply_as_autocast_would(_GeluMlp.apply, *args, scratch_bytes)

@@ -1,16 +1,20 @@
 """What the running torch computes correctly on the CPU, found by calling each private
-op the lean kernels use on tiny tensors and comparing with the reference math.
+op the lean kernels use on tiny tensors and comparing with the reference math, and
+whether its public SDPA takes ``scale``.
 
 Not by version number: an op that is missing, has another signature or gives other
 numbers (as torch 2.3-2.7's flash kernel did with a strided mask) is reported absent,
-and its op stays on the reference. Run once, at import (about 0.1 s): on first use it
-could land inside a torch.compile trace, which would try to trace the probe itself.
+and its op stays on the reference. Run once, on first use (about 0.1 s), not at import:
+``custom_imports=['swin_mm']`` runs no kernel. First use is building a model with
+``kernels='auto'`` (:func:`swin_mm.kernels.prepare_kernels`), so that a torch.compile
+trace of its forward never meets an unprobed torch (it would try to trace the probe).
 """
 import math
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Dict, Tuple
 
 import torch
+import torch.nn.functional as F
 
 from .attention import _flash
 
@@ -25,6 +29,7 @@ class Capabilities:
     cpu_flash_dtypes: Tuple[torch.dtype, ...]  # dtypes of the flash kernel with our mask
     softmax_backward_out: bool                 # aten._softmax_backward_data.out
     gelu_out_kernels: bool                     # _C._nn.gelu(out=), aten.gelu_backward.grad_input
+    sdpa_scale: bool                           # F.scaled_dot_product_attention(scale=), 2.1+
 
 
 def _close(value, expected, dtype) -> bool:
@@ -77,11 +82,27 @@ def _probe_gelu() -> bool:
                                                                torch.float32)
 
 
+def _probe_sdpa_scale() -> bool:
+    q = torch.zeros(1, 1, 1, 1)
+    try:
+        F.scaled_dot_product_attention(q, q, q, scale=1.0)
+    except TypeError:
+        return False
+    return True
+
+
 def probe_capabilities() -> Capabilities:
-    """Call each private op the lean kernels use on tiny CPU tensors."""
+    """Call each private op the lean kernels use, and SDPA, on tiny CPU tensors."""
     with torch.no_grad(), torch.autocast('cpu', enabled=False):
         return Capabilities(tuple(d for d in _PROBE_TOLERANCE if _probe_flash(d)),
-                            _probe_softmax_backward(), _probe_gelu())
+                            _probe_softmax_backward(), _probe_gelu(), _probe_sdpa_scale())
 
 
-RUNNING_TORCH = probe_capabilities()
+_FOUND: Dict[str, Capabilities] = {}
+
+
+def running_torch() -> Capabilities:
+    """The running torch's :class:`Capabilities`, probed on the first call only."""
+    if 'running' not in _FOUND:
+        _FOUND['running'] = probe_capabilities()
+    return _FOUND['running']

@@ -9,18 +9,22 @@ its linear layers plus 2*n^2*C in attention; memory grows with n^2 per head only
 inside the fused attention kernel. For a 1344x800 image (n = 42*25 = 1050, Swin-B
 C = 1024) that is about 15.5 GMACs, a few percent of the backbone.
 """
-from typing import Optional
-
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 
-from ..kernels import Kernels, select_kernels
-from .layers import SwinFFN, _drop_path
+from ..kernels import Kernels
+from .swin_block import SwinFFN, drop_path
 
 
 class GlobalSelfAttention(nn.Module):
-    """Multi-head self-attention over every token of a (B, H, W, C) map."""
+    """Multi-head self-attention over every token of a (B, H, W, C) map.
+
+    Args:
+        embed_dims (int): channels of the tokens.
+        num_heads (int): attention heads; must divide `embed_dims`.
+        qkv_bias (bool): add a learned bias to q, k and v. Default: True.
+    """
 
     def __init__(self, embed_dims: int, num_heads: int, qkv_bias: bool = True):
         super().__init__()
@@ -38,7 +42,17 @@ class GlobalSelfAttention(nn.Module):
 
 
 class GlobalAttentionLayer(nn.Module):
-    """x + attn(norm1(x)), then x + ffn(norm2(x)); starts as the identity."""
+    """x + attn(norm1(x)), then x + ffn(norm2(x)); starts as the identity.
+
+    Args:
+        embed_dims (int): channels of the tokens.
+        num_heads (int): attention heads; must divide `embed_dims`.
+        mlp_ratio (float): MLP hidden channels per token channel. Default: 4.
+        drop_path_rate (float): stochastic depth of both branches. Default: 0.
+        qkv_bias (bool): add a learned bias to q, k and v. Default: True.
+        act_cfg (dict): the MLP's activation. Default: ``dict(type='GELU')``.
+        norm_cfg (dict): the two norms. Default: ``dict(type='LN')``.
+    """
 
     def __init__(self, embed_dims: int, num_heads: int, mlp_ratio: float = 4.,
                  drop_path_rate: float = 0., qkv_bias: bool = True,
@@ -49,7 +63,7 @@ class GlobalAttentionLayer(nn.Module):
                              f'by num_heads, got num_heads={num_heads}')
         self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
         self.attn = GlobalSelfAttention(embed_dims, num_heads, qkv_bias)
-        self.drop_path = _drop_path(drop_path_rate)
+        self.drop_path = drop_path(drop_path_rate)
         self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
         self.ffn = SwinFFN(embed_dims, int(mlp_ratio * embed_dims), act_cfg)
         self.zero_init_residuals()
@@ -60,9 +74,8 @@ class GlobalAttentionLayer(nn.Module):
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
 
-    def forward(self, x: torch.Tensor, kernels: Optional[Kernels] = None) -> torch.Tensor:
-        """x: (B, H, W, C); `kernels` default to the 'auto' ones for x's device (the
-        layer also serves on its own, outside the backbone)."""
-        kernels = kernels or select_kernels(x.device.type)
+    def forward(self, x: torch.Tensor, kernels: Kernels) -> torch.Tensor:
+        """x: (B, H, W, C); `kernels`: those selected for this forward
+        (:func:`swin_mm.kernels.select_kernels`)."""
         x = x + self.drop_path(self.attn(self.norm1(x), kernels))
         return x + self.drop_path(self.ffn(self.norm2(x), kernels))

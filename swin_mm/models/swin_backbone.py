@@ -10,15 +10,15 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from mmengine.registry import MODELS
 
-from ..checkpoints.fitting import LAYOUT_VERSION, fit_state_dict
+from ..checkpoints.fitting import FitTarget, fit_state_dict
 from ..checkpoints.loading import load_pretrained
-from ..kernels import select_kernels
-from ..kernels.selection import REFERENCE_KERNELS
-from ..kernels.lean_support import DEFAULT_SCRATCH_BYTES
-from ..kernels.selection import check_kernel_mode
+from ..compat import capturing_graph
+from ..kernels import prepare_kernels, select_kernels
+from ..kernels.custom_functions import DEFAULT_SCRATCH_BYTES
 from .global_attention import GlobalAttentionLayer
-from .layers import PatchEmbed, PatchMerging, SwinStage
-from .windows import capturing_graph
+from .patches import PatchEmbed, PatchMerging
+from .stage import SwinStage
+from .swin_block import SwinBlock, WindowAttention
 
 
 def _pair(value, name: str) -> Tuple[int, int]:
@@ -39,26 +39,68 @@ class SwinBackbone(BaseModule):
     Accepts every argument of mmdet 3.3's and mmseg 1.2's ``SwinTransformer`` with the
     same meaning and defaults, and has the same state-dict names, so their configs and
     checkpoints work by changing only ``type``. Registered in mmengine's root model
-    registry, hence visible under the mmdet, mmseg and mmpretrain scopes.
-
-    Args beyond the peers:
-        global_attn (bool | dict): add the HTC++ global self-attention layer after the
-            last stage. ``True`` uses the last stage's heads; a dict may set
-            ``num_heads``, ``mlp_ratio`` and ``drop_path_rate``. Off by default.
-        kernels (str): ``'auto'`` (default) runs each op (window attention, GELU MLP,
-            window partition/merge) through the fastest implementation the running
-            torch and the input's device provide, probed once at import;
-            ``'reference'`` forces plain public torch ops everywhere (mmdet's math:
-            explicit q*scale @ k^T + mask, softmax, @ v), for debugging, comparisons
-            and export. Both give mmdet's results; see :mod:`swin_mm.kernels`.
-        scratch_bytes (int): chunk budget of the CPU kernels, which work through
-            reused buffers of about this size (default 8 MiB, the fastest in a sweep;
-            see :mod:`swin_mm.kernels.lean_support`).
+    registry, hence visible under the mmdet, mmseg and mmpretrain scopes. The published
+    sizes are in :data:`swin_mm.models.ARCH_ZOO` (defaults: Swin-T).
 
     Differences that are fixes: ``frozen_stages`` is applied at construction (so DDP
     sees the frozen parameters), ``use_abs_pos_embed`` is interpolated to any input
     size, ``window_size`` may be a (h, w) pair, and ``convert_weights`` is accepted but
     unnecessary: checkpoint layouts are detected when loading.
+
+    Args:
+        pretrain_img_size (int | tuple[int, int]): image size of the pretraining, which
+            sizes the absolute position embedding. Default: 224.
+        in_channels (int): channels of the input images. Default: 3.
+        embed_dims (int): channels of stage 0; stage i has ``embed_dims * 2**i``.
+            Default: 96.
+        patch_size (int): side of a patch, in pixels. Default: 4.
+        window_size (int | tuple[int, int]): window side(s) in tokens. Default: 7.
+        mlp_ratio (float): MLP hidden channels per token channel. Default: 4.
+        depths (Sequence[int]): blocks per stage. Default: (2, 2, 6, 2).
+        num_heads (Sequence[int]): attention heads per stage. Default: (3, 6, 12, 24).
+        strides (Sequence[int]): downsampling per stage: ``patch_size``, then 2 (patch
+            merging); other values are refused. Default: (4, 2, 2, 2).
+        out_indices (Sequence[int]): stages whose normalised output is returned.
+            Default: (0, 1, 2, 3).
+        qkv_bias (bool): add a learned bias to q, k and v. Default: True.
+        qk_scale (float, optional): attention logit scale; None means
+            head_dims ** -0.5. Default: None.
+        patch_norm (bool): norm after the patch embedding and in patch merging.
+            Default: True.
+        drop_rate (float): dropout after the position embedding, the attention
+            projection and in the MLP. Default: 0.
+        attn_drop_rate (float): dropout on the attention probabilities. Default: 0.
+        drop_path_rate (float): stochastic depth, rising linearly from 0 over the blocks
+            to this rate. Default: 0.1.
+        use_abs_pos_embed (bool): add a learned absolute position embedding after the
+            patch embedding. Default: False.
+        act_cfg (dict): the MLP's activation. Default: ``dict(type='GELU')``.
+        norm_cfg (dict): every norm. Default: ``dict(type='LN')``.
+        with_cp (bool): recompute each block in backward (activation checkpointing)
+            to save memory. Default: False.
+        pretrained (str, optional): deprecated, use ``init_cfg=dict(type='Pretrained',
+            checkpoint=...)``. Default: None.
+        convert_weights (bool): accepted for mmdet/mmseg configs and ignored: every
+            layout is detected and converted when loading. Default: False.
+        frozen_stages (int): stop gradients and keep eval mode in the patch embedding
+            and stages ``0 .. frozen_stages - 1`` (and their output norms); -1 freezes
+            nothing. Default: -1.
+        global_attn (bool | dict): add the HTC++ global self-attention layer after the
+            last stage. ``True`` uses the last stage's heads; a dict may set
+            ``num_heads``, ``mlp_ratio`` and ``drop_path_rate``. Default: False.
+        kernels (str): ``'auto'`` runs each op (window attention, GELU MLP, window
+            partition/merge) through the fastest implementation the running torch and
+            the input's device provide (probed once, when the first such model is
+            built); ``'reference'`` forces plain public torch ops everywhere (mmdet's
+            math: explicit q*scale @ k^T + mask, softmax, @ v), for debugging,
+            comparisons and export. Both give mmdet's results; see
+            :mod:`swin_mm.kernels`. Default: ``'auto'``.
+        scratch_bytes (int): chunk budget of the CPU kernels, which work through
+            reused buffers of about this size (the fastest in a sweep; see
+            :mod:`swin_mm.kernels.custom_functions`). Default: 8 MiB.
+        init_cfg (dict, optional): mmengine initialisation config;
+            ``dict(type='Pretrained', checkpoint=..., prefix=...)`` loads any Swin V1
+            checkpoint layout. Default: None.
     """
 
     def __init__(self,
@@ -111,12 +153,11 @@ class SwinBackbone(BaseModule):
                                   convert_weights=convert_weights))
         if not isinstance(global_attn, (bool, dict)):
             raise TypeError(f'global_attn must be a bool or a dict, got {global_attn!r}')
-        check_kernel_mode(kernels)
+        prepare_kernels(kernels)
         num_stages = len(depths)
         self.in_channels = in_channels
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
-        self.convert_weights = convert_weights
         self.use_abs_pos_embed = use_abs_pos_embed
         self.kernels, self.scratch_bytes = kernels, scratch_bytes
         self.num_features = [embed_dims * 2 ** i for i in range(num_stages)]
@@ -134,13 +175,13 @@ class SwinBackbone(BaseModule):
         self.stages = nn.ModuleList()
         for i, (depth, heads, dims) in enumerate(zip(depths, num_heads, self.num_features)):
             last = i == num_stages - 1
-            downsample = None if last else PatchMerging(
-                dims, 2 * dims, norm_cfg if patch_norm else None)
-            self.stages.append(SwinStage(
-                dims, heads, int(mlp_ratio * dims), depth, window,
-                rates[sum(depths[:i]):sum(depths[:i + 1])], downsample, with_cp,
-                qkv_bias=qkv_bias, qk_scale=qk_scale, drop_rate=drop_rate,
-                attn_drop_rate=attn_drop_rate, act_cfg=act_cfg, norm_cfg=norm_cfg))
+            downsample = None if last else PatchMerging(dims, norm_cfg if patch_norm else None)
+            blocks = (SwinBlock(dims, heads, int(mlp_ratio * dims), window, qkv_bias=qkv_bias,
+                                qk_scale=qk_scale, drop_rate=drop_rate,
+                                attn_drop_rate=attn_drop_rate, drop_path_rate=rate,
+                                act_cfg=act_cfg, norm_cfg=norm_cfg)
+                      for rate in rates[sum(depths[:i]):sum(depths[:i + 1])])
+            self.stages.append(SwinStage(blocks, window, downsample, with_cp))
         self.global_attn = None
         if global_attn:
             options = dict(num_heads=num_heads[-1], mlp_ratio=mlp_ratio,
@@ -180,14 +221,24 @@ class SwinBackbone(BaseModule):
         return self
 
     # --- weights --------------------------------------------------------------------
-    # State-dict layout version (torch records it in the state dict's metadata); files
-    # of older versions are converted on loading. See swin_mm.checkpoints.fitting.
-    _version = LAYOUT_VERSION
+    # State-dict layout version, which torch records in a state dict's metadata:
+    # 2 = this plugin's (mmdet/mmseg) names. Files without it, or of version 1 (the
+    # official and timm names, mmdet/mmseg files with a final ``norm`` or ``attn_mask``
+    # buffers), are converted on loading (swin_mm.checkpoints.layouts).
+    _version = 2
+
+    def fit_target(self) -> FitTarget:
+        """What loading fits incoming weights to: this model's state dict and windows."""
+        windows = {f'{name}.relative_position_bias_table': module.window
+                   for name, module in self.named_modules()
+                   if isinstance(module, WindowAttention)}
+        return FitTarget(self.state_dict(), windows, getattr(self, 'pos_embed_grid', None))
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
         """Fit the incoming weights (layout, window, pretraining size) on every load path:
         ``init_cfg``, mmengine's ``load_from`` and ``--resume``, ``load_state_dict``."""
-        fit_state_dict(state_dict, self, prefix, local_metadata.get('version'))
+        older = (local_metadata.get('version') or 1) < self._version
+        fit_state_dict(state_dict, self.fit_target(), prefix, convert_layout=older)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
 
     def init_weights(self) -> None:
@@ -254,19 +305,20 @@ class SwinBackbone(BaseModule):
         return grid.permute(0, 2, 3, 1)
 
     def forward(self, images: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        # While a graph is captured for export: plain public ops and a window geometry
-        # computed from the traced shape, so the graph is right at every input size.
+        # While a graph is captured for export: plain public ops (select_kernels) and a
+        # window geometry computed from the traced shape (each stage's StageGeometry),
+        # so the graph is right at every input size.
         capturing = capturing_graph(images)
         self._check_input(images, capturing)
-        kernels = REFERENCE_KERNELS if capturing else select_kernels(
-            images.device.type, self.kernels, self.scratch_bytes)
-        x = self.patch_embed(images, shape_generic=capturing)
+        kernels = select_kernels(images.device.type, self.kernels, self.scratch_bytes,
+                                 capturing=capturing)
+        x = self.patch_embed(images)
         if self.use_abs_pos_embed:
             x = x + self._abs_pos_embed(x.shape[1:3], capturing)
         x = self.drop_after_pos(x)
         outs = []
         for i, stage in enumerate(self.stages):
-            out, x = stage(x, kernels, shape_generic=capturing)
+            out, x = stage(x, kernels)
             if self.global_attn is not None and i == len(self.stages) - 1:
                 out = x = self.global_attn(out, kernels)
             if i in self.out_indices:

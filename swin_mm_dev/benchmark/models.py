@@ -8,21 +8,17 @@ from typing import Dict, Sequence, Tuple
 import torch
 
 from swin_mm.checkpoints.layouts import convert_state_dict
+from swin_mm.models import arch_settings
+from swin_mm.models.arch_zoo import ARCH_ALIASES
 
-ARCHS: Dict[str, dict] = {
-    'T': dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
-    'S': dict(embed_dims=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24)),
-    'B': dict(embed_dims=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32)),
-    'L': dict(embed_dims=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48)),
-}
+# The paper's short names of swin_mm.models.ARCH_ZOO's sizes (Swin-T/S/B/L).
+ARCHS = sorted(alias.upper() for alias in ARCH_ALIASES)
 IMPLEMENTATIONS = ('ours', 'mmdet', 'timm')
 
 
 def arch_kwargs(arch: str, depths: Sequence[int] = None) -> dict:
     """Constructor arguments of a named architecture; `depths` shrinks it for smoke runs."""
-    if arch not in ARCHS:
-        raise ValueError(f'arch must be one of {sorted(ARCHS)}, got {arch!r}')
-    kwargs = dict(ARCHS[arch], drop_path_rate=0.0)
+    kwargs = dict(arch_settings(arch), drop_path_rate=0.0)
     if depths is not None:
         if len(depths) != 4 or min(depths) < 1:
             raise ValueError(f'depths must be four positive ints, got {tuple(depths)}')

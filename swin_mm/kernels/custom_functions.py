@@ -1,8 +1,10 @@
-"""What the lean kernels (custom autograd functions writing into reused buffers) share:
+"""What the lean kernels' custom autograd functions (writing into reused buffers) share:
 when autograd records, how autocast would have cast, and how big a chunk of work is."""
+from typing import Optional
+
 import torch
 
-from .compat import autocast_dtype, is_compiling
+from ..compat import autocast_dtype
 
 # Backward (and the MLP forward) work through chunks of rows or windows whose
 # intermediates fit in a reused scratch buffer of about this many bytes, instead of
@@ -36,11 +38,12 @@ def apply_as_autocast_would(function, *args):
         return function(*args)
 
 
-def chunk_length(count: int, bytes_per_item: int, scratch_bytes: int,
+def chunk_length(count: int, bytes_per_item: int, scratch_bytes: Optional[int],
                  whole: bool = False) -> int:
     """Items per chunk so that a chunk's scratch holds about `scratch_bytes`; all of
-    them at once under torch.compile (which fuses by itself) or when `whole`."""
-    step = count if whole or is_compiling() else scratch_bytes // bytes_per_item
+    them at once when `whole` or `scratch_bytes` is None (what :mod:`.selection` gives
+    under torch.compile, which fuses by itself)."""
+    step = count if whole or scratch_bytes is None else scratch_bytes // bytes_per_item
     return max(1, min(step, count))
 
 

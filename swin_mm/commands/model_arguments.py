@@ -8,9 +8,9 @@ from typing import Dict, Optional
 
 import torch
 
+from ..checkpoints.errors import CheckpointError
+from ..checkpoints.implied_sizes import grid_of_abs_embed, window_of_bias_table
 from ..models import SwinBackbone
-from .errors import CheckpointError
-from .tables import grid_of_abs_embed, window_of_bias_table
 
 _BLOCK = re.compile(r'stages\.(\d+)\.blocks\.(\d+)\.')
 

@@ -12,12 +12,12 @@ from typing import List, Optional
 import torch
 
 from .. import __version__
-from ..commands import OneLineErrorParser
+from ..checkpoints.errors import CheckpointError
+from ..checkpoints.layouts import LAYOUTS, Conversion, convert_checkpoint
+from ..checkpoints.reading import read_checkpoint, write_checkpoint
 from ..models import SwinBackbone
-from .errors import CheckpointError
-from .layouts import LAYOUTS, Conversion, convert_checkpoint
 from .model_arguments import check_shapes, infer_architecture
-from .reading import read_checkpoint, write_checkpoint
+from .parsing import OneLineErrorParser
 
 
 # Relative to the output scale: float32 rounding of two orders of summation.

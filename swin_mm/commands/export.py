@@ -4,7 +4,7 @@ to a torch.export ``.pt2``, with dynamic batch, height and width, checked agains
 The backbone comes from a config (its ``model.backbone``) or from constructor
 arguments, with an optional checkpoint (any layout ``init_cfg`` loading reads). While
 exporting, the backbone computes its window geometry from the traced shape
-(:class:`swin_mm.models.windows.ShapeGenericGeometry`), so one file serves every size.
+(:class:`swin_mm.geometry.ShapeGenericGeometry`), so one file serves every size.
 
 Every failure is one line on stderr and exit status 2; the output appears only once
 written and checked (temporary file in the same directory, then rename), and replaces
@@ -19,8 +19,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .commands import OneLineErrorParser, written_atomically
-from .models import SwinBackbone
+from ..checkpoints.loading import load_pretrained
+from ..compat import onnx_export_takes_dynamo
+from ..models import SwinBackbone
+from ..output_files import written_atomically
+from .parsing import OneLineErrorParser
 
 FORMATS = ('onnx', 'pt2')
 DEFAULT_SIZES = ((224, 224), (227, 301), (320, 448))
@@ -59,7 +62,6 @@ def build_backbone(config: Optional[str] = None, arguments: Optional[dict] = Non
     except (TypeError, ValueError) as err:
         raise ExportError(f'cannot build SwinBackbone: {err}') from None
     if checkpoint is not None:
-        from .checkpoints.loading import load_pretrained
         load_pretrained(model, checkpoint)
     else:
         model.init_weights()
@@ -86,14 +88,16 @@ def program_refuses(model: SwinBackbone, height: int, width: int) -> Optional[st
     low = min_size(model)
     if min(height, width) < low:
         return f'a .pt2 of this backbone takes heights and widths of at least {low}'
-    tokens = [-(-height // model.patch_embed.patch_size), -(-width // model.patch_embed.patch_size)]
+    patch = model.patch_embed.patch_size
+    tokens = [-(-height // patch), -(-width // patch)]
     for index, stage in enumerate(model.stages):
-        windows = (-(-tokens[0] // stage.window[0])) * (-(-tokens[1] // stage.window[1]))
+        wh, ww = stage.geometry.window
+        windows = (-(-tokens[0] // wh)) * (-(-tokens[1] // ww))
         if windows < 2:
             return (f'a .pt2 of this backbone needs more than one attention window in '
                     f'every stage, and {height}x{width} leaves stage {index} one '
-                    f'({tokens[0]}x{tokens[1]} tokens, window {stage.window[0]}x'
-                    f'{stage.window[1]}); use ONNX, which takes every size')
+                    f'({tokens[0]}x{tokens[1]} tokens, window {wh}x{ww}); use ONNX, '
+                    f'which takes every size')
         tokens = [-(-t // 2) for t in tokens]
     return None
 
@@ -114,16 +118,10 @@ def export_onnx(model: SwinBackbone, path: str, example: torch.Tensor,
             axes = {'images': {0: 'batch', 2: 'height', 3: 'width'}}
             axes.update({name: {0: 'batch', 2: f'{name}_height', 3: f'{name}_width'}
                          for name in names})
-            kwargs = {'dynamo': False} if _onnx_export_takes_dynamo() else {}
+            kwargs = {'dynamo': False} if onnx_export_takes_dynamo() else {}
             torch.onnx.export(model, (example,), temporary, opset_version=opset,
                               input_names=['images'], output_names=names,
                               dynamic_axes=axes, **kwargs)
-
-
-def _onnx_export_takes_dynamo() -> bool:
-    """torch.onnx.export(dynamo=) exists from torch 2.5; its default flips in 2.9."""
-    import inspect
-    return 'dynamo' in inspect.signature(torch.onnx.export).parameters
 
 
 def _dims(model: SwinBackbone):

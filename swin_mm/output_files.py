@@ -1,16 +1,8 @@
-"""What the two commands (``swin2mm``, ``swin-mm-export``) and checkpoint writing share:
-usage errors as one line with status 2, and output files that appear only complete."""
-import argparse
+"""Output files that appear only complete: what checkpoint writing and the two commands
+(``swin2mm``, ``swin-mm-export``) share."""
 import contextlib
 import os
 import tempfile
-
-
-class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse whose usage errors are a single line, like every other error here."""
-
-    def error(self, message):
-        self.exit(2, f'{self.prog}: error: {message}\n')
 
 
 @contextlib.contextmanager
