@@ -10,6 +10,8 @@ if [[ -z ${PYTHON:-} ]]; then
   PYTHON=python
   [[ -x $TOOLS/../.venv/bin/python ]] && PYTHON=$TOOLS/../.venv/bin/python
 fi
+# The workers stop if this process (torchrun, after exec) dies: swin_mm_dev/resume/launcher.py
+export SWIN_MM_LAUNCHER_PID=$$
 exec "$PYTHON" -m torch.distributed.run \
   --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" \
   --master_addr="${MASTER_ADDR:-127.0.0.1}" --master_port="${PORT:-29500}" \

@@ -1,0 +1,32 @@
+"""A training process stops when the launcher that started it is gone.
+
+torchrun starts each worker in a session of its own, so killing the launcher's process
+group (a lost job step, ``kill -9 -PGID``) leaves the workers training and writing
+checkpoints into the work dir, racing the run that resumes there. On Linux a worker
+asks the kernel for SIGKILL when its parent dies (``PR_SET_PDEATHSIG``) and then checks
+that its parent is still the launcher that tools/_dist_launch.sh started: one that died
+before the request was made would never send the signal.
+"""
+import ctypes
+import os
+import signal
+import sys
+
+LAUNCHER_PID = 'SWIN_MM_LAUNCHER_PID'  # exported by tools/_dist_launch.sh
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_launcher() -> bool:
+    """Arrange to be killed with the launcher; exit now if it is already gone. Returns
+    whether the kernel will do it (False off Linux or outside tools/_dist_launch.sh)."""
+    launcher = os.environ.get(LAUNCHER_PID)
+    if not launcher or not sys.platform.startswith('linux'):
+        return False
+    prctl = getattr(ctypes.CDLL(None, use_errno=True), 'prctl', None)
+    if prctl is None or prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        return False
+    if os.getppid() != int(launcher):
+        print(f'error: the launcher (process {launcher}) that started this worker is gone; '
+              'stopping', file=sys.stderr)
+        os._exit(1)
+    return True
