@@ -82,14 +82,15 @@ class Launch:
     def log(self) -> str:
         return ''.join(self.lines)
 
-    def wait_for(self, moment: str, last_train: str, timeout: float = 240) -> bool:
-        """Until `moment` comes ('train N' or 'launcher N': the log line of iteration N;
-        'save': a checkpoint file being written; 'val': a validation's first batch;
-        'final': the first batch of the validation after `last_train`); False if the
-        run ends first."""
+    def wait_for(self, moment: str, train_line, timeout: float = 240) -> bool:
+        """Until `moment` comes ('train N' or 'launcher N': ``train_line(N)``, the log
+        line of iteration N; 'save': a checkpoint file being written; 'val': a
+        validation's first batch; 'final': the first batch of the validation after the
+        last iteration); False if the run ends first."""
         kind, _, iteration = moment.partition(' ')
-        pattern = (r'Iter\(val\) \[1/' if kind in ('val', 'final') else
-                   rf'Iter\(train\) \[{iteration}/|Epoch\(train\) +\[\d+\]\[{iteration}/')
+        pattern = (r'(Iter|Epoch)\(val\) (\[\d+\])?\[1/' if kind in ('val', 'final') else
+                   re.escape(train_line(int(iteration or 0))))
+        last_train = train_line(-1)
         deadline = time.time() + timeout
         while time.time() < deadline and self.process.poll() is None:
             if kind == 'save':
@@ -146,13 +147,13 @@ class Launch:
         return self.log
 
 
-def _killed_and_resumed(config, work_dir, options, moments, last_train):
+def _killed_and_resumed(config, work_dir, options, moments, train_line):
     """Run, killing at each moment in turn and resuming; the log of the run that ends."""
     rng = random.Random(SEED)
     resume = False
     for moment in moments:
         launch = Launch(config, work_dir, options, resume)
-        assert launch.wait_for(moment, last_train), \
+        assert launch.wait_for(moment, train_line), \
             f'the run ended before "{moment}":\n' + launch.log[-3000:]
         if moment.startswith(('train', 'launcher')):
             time.sleep(rng.uniform(0, 0.3))  # anywhere in what follows the log line
@@ -182,12 +183,12 @@ def _assert_same_run(reference_dir, resumed_dir, checkpoint, reference_log, resu
     assert re.findall(metric, resumed_log)[-1] == re.findall(metric, reference_log)[-1]
 
 
-def _moments(rng, last_iteration):
-    """Five kills: two inside random training iterations (one of them killing only
-    the launcher), one while a checkpoint is written, one in the middle validation,
-    one in the final validation."""
-    early = rng.randint(1, last_iteration // 2 - 1)
-    later = rng.randint(last_iteration // 2 + 1, last_iteration - 1)
+def _moments(rng, validated: int, last: int):
+    """Five kills: in a random training iteration before the validation after
+    iteration `validated`, while a checkpoint is written, in that validation, in a
+    random iteration after it (killing only the launcher), in the final validation."""
+    early = rng.randint(1, validated - 1)
+    later = rng.randint(validated + 1, last - 1)
     return [f'train {early}', 'save', 'val', f'launcher {later}', 'final']
 
 
@@ -201,11 +202,41 @@ def test_segmentation_killed_five_times_ends_bit_identical(tmp_path):
                'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=2',
                'default_hooks.logger.interval=1', 'train_dataloader.batch_size=2']
     reference = Launch(SEG_CONFIG, tmp_path / 'reference', options, False).finish()
-    moments = _moments(random.Random(SEED), iterations)
+    moments = _moments(random.Random(SEED), 4, iterations)
     print('kill moments:', moments, 'seed', SEED)
     log = _killed_and_resumed(SEG_CONFIG, tmp_path / 'killed', options, moments,
-                              f'Iter(train) [{iterations}/{iterations}]')
+                              lambda n: f'Iter(train) [{n % (iterations + 1)}/{iterations}]')
     assert 'Advance dataloader' not in log
     assert 'did not finish before the run stopped: running it now' in log
     _assert_same_run(tmp_path / 'reference', tmp_path / 'killed', f'iter_{iterations}.pth',
                      reference, log, r'Iter\(val\) \[\d+/\d+\]\s+(aAcc: .*?)\s+data_time')
+
+
+@pytest.mark.slow
+def test_detection_killed_five_times_ends_bit_identical(tmp_path):
+    """Epoch-based: 3 epochs of 2 iterations, checkpoints every iteration (so resuming
+    lands inside epochs too), validation after epochs 2 and 3 with mmdet's CocoMetric.
+    The kill in the last validation comes after the checkpoint inside epoch 3, so
+    resuming finishes that epoch with no batch left and then validates."""
+    root = write_coco(tmp_path / 'coco', num_train=8, num_val=4, size=64)
+    classes = ','.join(sorted(SHAPE_CATEGORIES, key=COCO_CATEGORY_NAMES.index))
+    epochs, per_epoch = 3, 2  # 8 images / (2 processes x 2 images)
+    options = [*[f'{split}_dataloader.dataset.{key}={value}' for split in ('train', 'val', 'test')
+                 for key, value in [('data_root', f'{root}/'), ('metainfo.classes', f'({classes})')]],
+               *[f'{kind}_evaluator.ann_file={root}/annotations/instances_val2017.json'
+                 for kind in ('val', 'test')],
+               f'train_cfg.max_epochs={epochs}', 'train_cfg.val_interval=2',
+               'default_hooks.checkpoint.by_epoch=False', 'default_hooks.checkpoint.interval=1',
+               'default_hooks.checkpoint.max_keep_ckpts=2']
+    reference = Launch(DET_CONFIG, tmp_path / 'reference', options, False).finish()
+    iterations = epochs * per_epoch
+    moments = _moments(random.Random(SEED + 1), 2 * per_epoch, iterations)
+    print('kill moments:', moments, 'seed', SEED + 1)
+
+    def train_line(n):
+        n = n % (iterations + 1)
+        return f'Epoch(train) [{(n - 1) // per_epoch + 1}][{(n - 1) % per_epoch + 1}/{per_epoch}]'
+
+    log = _killed_and_resumed(DET_CONFIG, tmp_path / 'killed', options, moments, train_line)
+    _assert_same_run(tmp_path / 'reference', tmp_path / 'killed', f'iter_{iterations}.pth',
+                     reference, log, r'(coco/bbox_mAP: .*?)\s+data_time')
