@@ -21,6 +21,7 @@ from mmengine.runner import find_latest_checkpoint
 from swin_mm.checkpoints import CheckpointError, read_checkpoint
 from swin_mm.commands import written_atomically
 from .random_state import resumable_rng_state, set_rng_state
+from .sampling import ResumableBatchSampler, ResumableSampler
 
 _CHECKPOINT_NAME = re.compile(r'^(iter|epoch)_\d+\.pth$')
 _PARTIAL_NAME = re.compile(r'^\..+\.partial\.')  # swin_mm.commands.written_atomically's
@@ -78,8 +79,8 @@ class ResumableCheckpointHook(CheckpointHook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if self._rng_states is not None:
-            sampler = runner.train_loop.dataloader.batch_sampler.sampler
-            checkpoint['resume_state'] = dict(rng=self._rng_states, data_seed=sampler.seed)
+            checkpoint['resume_state'] = dict(rng=self._rng_states,
+                                              data_seed=_data_sampler(runner).seed)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         self._resumed = checkpoint.get('resume_state')
@@ -97,7 +98,15 @@ class ResumableCheckpointHook(CheckpointHook):
                 f'this run has {world_size}: random streams start afresh')
             return
         set_rng_state(state['rng'][rank])
-        runner.train_loop.dataloader.batch_sampler.sampler.seed = state['data_seed']
+        _data_sampler(runner).seed = state['data_seed']
+
+
+def _data_sampler(runner) -> ResumableSampler:
+    batches = runner.train_loop.dataloader.batch_sampler
+    if not isinstance(batches, ResumableBatchSampler):
+        raise TypeError('ResumableCheckpointHook expects the train dataloader to batch with '
+                        f'ResumableBatchSampler, found {type(batches).__name__}')
+    return batches.sampler
 
 
 def _flush_to_disk(path: str) -> None:
