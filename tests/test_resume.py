@@ -42,15 +42,20 @@ def _train(work_dir, root, name, **options):
     build_runner(cfg, changes).train()
 
 
+@pytest.mark.parametrize('workers', [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_resumed_at_iteration_n_loads_nothing_before_it_and_ends_bit_identical(
-        tmp_path, monkeypatch, log_lines):
+        workers, tmp_path, monkeypatch, log_lines):
+    """The resumed run loads in the training process (so the calls can be counted); the
+    uninterrupted one there too, or in 2 dataloader workers: a sample's augmentation is
+    the same wherever it is loaded."""
     root = write_ade20k(tmp_path / 'data', num_train=6, num_val=2, size=64)
-    _train(tmp_path / 'whole', root, 'whole')
+    _train(tmp_path / 'whole', root, f'whole{workers}',
+           **{'train_dataloader.num_workers': workers})
     loaded = []
     original = ADE20KDataset.__getitem__
     monkeypatch.setattr(ADE20KDataset, '__getitem__',
                         lambda self, index: loaded.append(index) or original(self, index))
-    _train(tmp_path / 'resumed', root, 'resumed', resume=True,
+    _train(tmp_path / 'resumed', root, f'resumed{workers}', resume=True,
            load_from=str(tmp_path / 'whole/iter_1.pth'))
     assert len(loaded) == 2, 'the 2 samples of iteration 2, and nothing else'
     assert not any('Advance dataloader' in line for line in log_lines.lines)
