@@ -18,11 +18,10 @@ from mmseg.datasets import ADE20KDataset
 
 from swin_mm.checkpoints import read_checkpoint
 from swin_mm_dev.resume import (ResumableSampler, SampleIndex, SampleSeededDataset,
-                                checkpoint_to_resume)
+                                checkpoint_to_resume, prepare_resumable_run)
 from swin_mm_dev.resume.launcher import LAUNCHER_PID
 from swin_mm_dev.resume.random_state import rng_state, set_rng_state
 from swin_mm_dev.runner_setup import build_runner, fit_to_machine, load_config
-from swin_mm_dev.resume import prepare_resumable_run
 from swin_mm_dev.synthetic import write_ade20k
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,9 +126,10 @@ def test_checkpoint_to_resume_uses_a_whole_newer_file_and_sets_a_torn_one_aside(
 
 
 # The guard module alone (importing the package would import mmengine: seconds).
-_WORKER = ('import importlib.util as u, time; s = u.spec_from_file_location("l", '
+_WORKER = ('import importlib.util as u, os, time; s = u.spec_from_file_location("l", '
            f'"{REPO}/swin_mm_dev/resume/launcher.py"); m = u.module_from_spec(s); '
-           's.loader.exec_module(m); print(m.die_with_launcher(), flush=True); time.sleep(60)')
+           's.loader.exec_module(m); print(os.getpid(), m.die_with_launcher(), flush=True); '
+           'time.sleep(60)')
 
 
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='PR_SET_PDEATHSIG is Linux')
@@ -143,8 +143,8 @@ def test_a_worker_dies_with_its_launcher():
         [sys.executable, '-c', 'import os, subprocess, sys; os.environ[sys.argv[1]] = '
          'str(os.getpid()); subprocess.run([sys.executable, "-c", sys.argv[2]])',
          LAUNCHER_PID, _WORKER], env=env, stdout=subprocess.PIPE, text=True)
-    assert launcher.stdout.readline() == 'True\n'  # the worker's answer
-    worker = int(subprocess.check_output(['pgrep', '-P', str(launcher.pid)]).split()[0])
+    worker, armed = launcher.stdout.readline().split()
+    assert armed == 'True'
     launcher.send_signal(signal.SIGKILL)
     launcher.wait()
     deadline = time.time() + 10
