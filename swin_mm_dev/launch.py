@@ -24,6 +24,7 @@ import tempfile
 from typing import List, Optional
 
 ERROR_DIR_ENV = 'SWIN_MM_ERROR_DIR'
+LAUNCHER_PID = 'SWIN_MM_LAUNCHER_PID'  # workers stop when this process is gone
 USAGE = {'train.py': 'tools/dist_train.sh CONFIG NUM_PROCESSES [train.py options]',
          'test.py': 'tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCESSES [test.py options]'}
 
@@ -130,6 +131,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     _quiet_torchrun_logs()
     directory = tempfile.mkdtemp(prefix='swin_mm_errors.')
     os.environ[ERROR_DIR_ENV] = directory
+    os.environ[LAUNCHER_PID] = str(os.getpid())  # workers stop if this process dies
     try:
         run(parse_args(arguments))
         return 0

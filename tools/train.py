@@ -9,6 +9,7 @@ are skipped: the checkpoint replaces those weights anyway.
 from swin_mm_dev.runner_setup import (build_runner, fit_to_machine, load_config, one_line_errors,
                                   parse_tool_args, process_group_released,
                                   skip_pretrained_init_when_loading, tool_parser, use_amp)
+from swin_mm_dev.resume import die_with_launcher, prepare_resumable_run
 
 
 def main(argv=None):
@@ -18,12 +19,14 @@ def main(argv=None):
     parser.add_argument('--amp', action='store_true',
                         help='automatic mixed precision (float16 autocast; needs a GPU)')
     args = parse_tool_args(parser, argv)
+    die_with_launcher()
     with one_line_errors():
         cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
         cfg.resume = args.resume
+        changes = prepare_resumable_run(cfg)
         if args.amp:
             use_amp(cfg)
-        changes = skip_pretrained_init_when_loading(cfg)
+        changes += skip_pretrained_init_when_loading(cfg)
         changes += fit_to_machine(cfg, training=True)
         with process_group_released():
             build_runner(cfg, changes).train()
