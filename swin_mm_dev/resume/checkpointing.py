@@ -19,7 +19,7 @@ from mmengine.registry import HOOKS
 from mmengine.runner import find_latest_checkpoint
 
 from swin_mm.checkpoints import CheckpointError, read_checkpoint
-from swin_mm.commands import written_atomically
+from swin_mm.output_files import written_atomically
 from .random_state import resumable_rng_state, set_rng_state
 from .sampling import ResumableBatchSampler, ResumableSampler
 

@@ -19,7 +19,7 @@ from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 from mmengine.runner.base_loop import BaseLoop
 from mmengine.runner.utils import calc_dynamic_intervals
 
-from swin_mm.commands import written_atomically
+from swin_mm.output_files import written_atomically
 from .random_state import isolated_rng
 from .sampling import ResumableBatchSampler
 
