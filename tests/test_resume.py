@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mmseg.datasets import ADE20KDataset
+from mmseg.datasets import BaseSegDataset  # the demo config's dataset
 
 from swin_mm.checkpoints import read_checkpoint
 from swin_mm_dev.resume import (ResumableSampler, SampleIndex, SampleSeededDataset,
@@ -51,8 +51,8 @@ def test_resumed_at_iteration_n_loads_nothing_before_it_and_ends_bit_identical(
     _train(tmp_path / 'whole', root, f'whole{workers}',
            **{'train_dataloader.num_workers': workers})
     loaded = []
-    original = ADE20KDataset.__getitem__
-    monkeypatch.setattr(ADE20KDataset, '__getitem__',
+    original = BaseSegDataset.__getitem__
+    monkeypatch.setattr(BaseSegDataset, '__getitem__',
                         lambda self, index: loaded.append(index) or original(self, index))
     _train(tmp_path / 'resumed', root, f'resumed{workers}', resume=True,
            load_from=str(tmp_path / 'whole/iter_1.pth'))

@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 
-from ..launch import LAUNCHER_PID
+from swin_mm_dev.launch import LAUNCHER_PID  # absolute: tests load this file alone
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
