@@ -101,18 +101,23 @@ def test_layouts_convert_to_the_same_weights(layout):
 
 
 @pytest.mark.parametrize('layout', sorted(LAYOUT_FILES))
-@pytest.mark.parametrize('run_name', ['w8_img128', 'w8_img256', 'w16_pw8_img512',
-                                      'w16_pw12-12-12-6_img256'])
-def test_raw_file_through_init_cfg_gives_official_features(layout, run_name, tmp_path):
+def test_raw_file_through_init_cfg_into_a_window_16_model(layout, tmp_path):
+    """The done criterion: a window-8 file, raw, in each layout, through init_cfg into a
+    window-16 model with pretrained_window_size=8."""
     path = tmp_path / LAYOUT_FILES[layout]
     torch.save(layout_checkpoint(layout), path)
+    run_name = 'w16_pw8_img512'
     model = build(META['runs'][run_name], init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     model.init_weights()
     assert_matches_official(model, run_name)
 
 
-@pytest.mark.parametrize('layout', sorted(LAYOUT_FILES))
-@pytest.mark.parametrize('run_name', ['w8_img512', 'w8_pw4-6-10-12_img512', 'w8_img256_f64'])
+# Every other run once, each layout at least once (the layouts convert to the same
+# tensors bit for bit: test_layouts_convert_to_the_same_weights).
+@pytest.mark.parametrize('run_name, layout', [
+    ('w8_img128', 'official'), ('w8_img256', 'timm'), ('w8_img512', 'mmpretrain'),
+    ('w8_pw4-6-10-12_img512', 'torchvision'), ('w16_pw12-12-12-6_img256', 'official'),
+    ('w8_img256_f64', 'timm')])
 def test_converted_state_dict_gives_official_features(layout, run_name):
     model = build(META['runs'][run_name])
     checkpoint = layout_checkpoint(layout)
@@ -125,7 +130,7 @@ def test_converted_state_dict_gives_official_features(layout, run_name):
 
 def test_raw_layout_through_load_state_dict_hook():
     """The load hook converts a raw official dict (buffers and all) by itself."""
-    run_name = 'w16_pw8_img512'
+    run_name = 'w8_img128'
     model = build(META['runs'][run_name])
     state = unwrap(layout_checkpoint('official'))
     before = {k: v.clone() for k, v in state.items()}
