@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import SMALL
 from swin_layouts import official_state_dict
 from swin_mm.checkpoints import read_checkpoint
 from swin_mm_dev.runner_setup import build_runner, fit_to_machine, load_config
@@ -30,7 +31,6 @@ DETECTION = ['cascade_mask_rcnn_swin_t_coco_3x.py', 'cascade_mask_rcnn_swin_s_co
 SEGMENTATION = ['upernet_swin_t_ade20k.py', 'upernet_swin_s_ade20k.py',
                 'upernet_swin_b_ade20k.py', 'upernet_swin_b_22k_ade20k_640.py',
                 'upernet_swin_l_22k_ade20k_640.py']
-SMALL_SWIN = dict(embed_dims=32, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8])
 SCALE_DOWN = 8
 
 
@@ -76,8 +76,8 @@ def shrink_for_cpu(cfg) -> None:
     model = cfg.model
     if model.data_preprocessor.get('size'):
         model.data_preprocessor.size = _scaled(model.data_preprocessor.size)
-    model.backbone.update(SMALL_SWIN)
-    channels = [SMALL_SWIN['embed_dims'] * 2 ** i for i in range(4)]
+    model.backbone.update(SMALL)
+    channels = [SMALL['embed_dims'] * 2 ** i for i in range(4)]
     if 'neck' in model:
         model.neck.in_channels = channels
         cfg.train_dataloader.batch_size = 1
@@ -96,7 +96,7 @@ def _stand_in_pretrained(cfg, path) -> str:
     place of the config's ImageNet URL."""
     backbone = cfg.model.backbone
     torch.save({'model': official_state_dict(
-        SMALL_SWIN['embed_dims'], SMALL_SWIN['depths'], SMALL_SWIN['num_heads'],
+        SMALL['embed_dims'], SMALL['depths'], SMALL['num_heads'],
         window_size=backbone.window_size, img_size=backbone.pretrain_img_size)}, path)
     return str(path)
 

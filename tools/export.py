@@ -4,7 +4,7 @@
     python tools/export.py OUT.onnx|OUT.pt2 [--config CFG] [--arg KEY=VALUE ...]
         [--checkpoint CKPT] [--dynamo] [--opset N] [--check-sizes HxW ...]
 
-The same as the ``swin-mm-export`` command; the code lives in swin_mm/export.py.
+The same as the ``swin-mm-export`` command; the code lives in swin_mm/commands/export.py.
 """
 import sys
 

@@ -1,6 +1,7 @@
 """Window geometry: how a (B, H, W, C) map is padded, shifted and cut into windows, and
-back, plus the shift mask and the relative position index. Below the models, beside
-the kernels; a new block variant (Swin V2) reuses it as is.
+back, plus the shift mask and the relative position index. Below the models, above
+the kernels (the cached tables are gathered by the selected kernels); a new block
+variant (Swin V2) reuses it as is.
 
 One interface, :class:`WindowGeometry`, two implementations, picked once per forward
 per stage by :class:`StageGeometry`:
@@ -11,7 +12,8 @@ per stage by :class:`StageGeometry`:
   the traced shape in public ops (graph capture for export);
 - :mod:`.shift_mask`: the mask between the regions a cyclic shift wraps together;
 - :mod:`.relative_position`: the bias-table row of each token pair in a window, and
-  Swin V2's log-spaced relative coordinates.
+  Swin V2's log-spaced relative coordinates;
+- :mod:`.protocol`: the interface; :mod:`.stage`: the choice and the tables cache.
 """
 from .cached import CachedWindowGeometry, WindowTables
 from .protocol import WindowGeometry

@@ -21,7 +21,9 @@ from .shift_mask import shift_window_mask, to_windows, window_count
 
 @dataclass(frozen=True)
 class WindowTables:
-    """How a (H, W) map is cut into windows for one block kind (shifted or not).
+    """How a (H, W) map is cut into windows for one block kind (shifted or not); built
+    by :meth:`build` from the map size `hw`, the `window` and the `shift` (pairs, in
+    tokens) on a `device`.
 
     ``gather`` maps each window slot to the source token (padding slots read token 0 and
     are zeroed afterwards: they are listed in ``padding_slots``); ``scatter`` maps each
@@ -59,7 +61,12 @@ class WindowTables:
 
 class CachedWindowGeometry:
     """The :class:`~swin_mm.geometry.WindowGeometry` of cached `tables`, partitioned and
-    merged by the `kernels` selected for this forward."""
+    merged by the `kernels` selected for this forward.
+
+    Args:
+        tables (WindowTables): the map's index tables and shift mask.
+        kernels (Kernels): whose ``partition`` and ``merge`` run the gathers.
+    """
 
     def __init__(self, tables: WindowTables, kernels: Kernels):
         self.tables, self.kernels = tables, kernels

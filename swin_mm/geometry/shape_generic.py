@@ -30,7 +30,14 @@ def _shifted_position(window_index: torch.Tensor, offset: torch.Tensor, windows_
 
 class ShapeGenericGeometry:
     """The :class:`~swin_mm.geometry.WindowGeometry` of a (h, w) map, from its
-    (possibly traced) shape."""
+    (possibly traced) shape.
+
+    Args:
+        hw (tuple): the map's (H, W), ints or traced sizes.
+        window (tuple[int, int]): window (height, width) in tokens.
+        shift (tuple[int, int]): cyclic shift in tokens; (0, 0) for no shift (no mask).
+        device (torch.device): where the index tensors are made.
+    """
 
     def __init__(self, hw, window: Tuple[int, int], shift: Tuple[int, int], device):
         (h, w), (wh, ww), (sh, sw) = tuple(hw), tuple(window), tuple(shift)

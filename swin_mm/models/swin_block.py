@@ -86,14 +86,8 @@ class ShiftWindowAttention(nn.Module):
     blocks the shifted geometry); this module partitions, attends and merges.
 
     Args:
-        embed_dims (int): channels of the tokens.
-        num_heads (int): attention heads.
-        window (tuple[int, int]): window (height, width) in tokens.
-        qkv_bias (bool): add a learned bias to q, k and v. Default: True.
-        qk_scale (float, optional): logit scale; None means head_dims ** -0.5.
-            Default: None.
-        attn_drop_rate (float): dropout on the attention probabilities. Default: 0.
-        proj_drop_rate (float): dropout after the output projection. Default: 0.
+        embed_dims, num_heads, window, qkv_bias, qk_scale, attn_drop_rate,
+        proj_drop_rate: those of :class:`WindowAttention`, with the same defaults.
         drop_path_rate (float): stochastic depth of the branch. Default: 0.
     """
 

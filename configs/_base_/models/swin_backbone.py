@@ -1,7 +1,8 @@
 # SwinBackbone with the arguments every published recipe shares (configs/README.md: patch 4,
 # window 7 at 224 pretraining, mlp_ratio 4, qkv bias, no dropout, no absolute position
 # embedding, LN, all four stages out). The model bases wrap a detector or segmentor around
-# it; leaf configs set the architecture (embed_dims, depths, num_heads) and init_cfg.
+# it; leaf configs set the architecture (embed_dims, depths, num_heads: a size of
+# swin_mm.models.ARCH_ZOO) and init_cfg.
 custom_imports = dict(imports=['swin_mm'], allow_failed_imports=False)
 model = dict(
     backbone=dict(
