@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from swin_mm import SwinV2Backbone
-from swin_mm.checkpoints.v2_layouts import convert_v2_state_dict, detect_v2_layout
 from swin_mm.checkpoints.layouts import unwrap
+from swin_mm.checkpoints.v2_layouts import convert_v2_state_dict, detect_v2_layout
 
 ANSWERS = Path(__file__).parent / 'swinv2_known_answers'
 META = json.loads((ANSWERS / 'meta.json').read_text())
@@ -138,3 +138,10 @@ def test_raw_layout_through_load_state_dict_hook():
     assert not result.unexpected_keys
     assert all(torch.equal(state[k], before[k]) for k in before) and state.keys() == before.keys()
     assert_matches_official(model, run_name)
+
+
+def test_a_v1_checkpoint_is_refused_in_one_line():
+    from swin_mm.checkpoints import CheckpointError
+    v1 = {'layers.0.blocks.0.attn.relative_position_bias_table': torch.zeros(225, 2)}
+    with pytest.raises(CheckpointError, match='found Swin v1 .*load it into SwinBackbone'):
+        SwinV2Backbone(window_size=4, **ARCH).load_state_dict(v1, strict=False)

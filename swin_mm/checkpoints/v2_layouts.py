@@ -213,6 +213,10 @@ def convert_v2_state_dict(state_dict: Dict[str, torch.Tensor], layout: Optional[
     prefix = _backbone_prefix(state_dict, prefix)
     inside = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
     outside = {k: v for k, v in state_dict.items() if not k.startswith(prefix)}
+    v1 = [k for k in inside if k.endswith('relative_position_bias_table')]
+    if v1 and not is_v2_state_dict(inside):
+        raise CheckpointError(f'expected a Swin V2 checkpoint, found Swin v1 (keys '
+                              f'{_first(v1)}); load it into SwinBackbone')
     layout = layout or detect_v2_layout(inside)
     conversion = Conversion(layout=layout, prefix=prefix or BACKBONE_PREFIX, backbone={})
     classifier = [k for k in outside if k.startswith('head.')]

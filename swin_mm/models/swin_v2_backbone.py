@@ -3,9 +3,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
-from mmengine.model.weight_init import trunc_normal_
 from mmengine.registry import MODELS
 
 from ..checkpoints.fitting import FitTarget
@@ -13,7 +11,6 @@ from ..checkpoints.loading import load_pretrained
 from ..checkpoints.v2_layouts import fit_v2_state_dict, to_v2_backbone_state_dict
 from ..kernels import prepare_kernels
 from ..kernels.custom_functions import DEFAULT_SCRATCH_BYTES
-from .global_attention import GlobalAttentionLayer
 from .patches import PatchEmbed
 from .stage import SwinStage
 from .swin_backbone import SwinBackbone, _check_arguments, _check_options, _pair
@@ -167,16 +164,9 @@ class SwinV2Backbone(SwinBackbone):
                                   act_cfg=act_cfg, norm_cfg=norm_cfg)
                       for rate in rates[sum(depths[:i]):sum(depths[:i + 1])])
             self.stages.append(SwinStage(blocks, window, downsample, with_cp))
-        self.global_attn = None
-        if global_attn:
-            options = dict(num_heads=num_heads[-1], mlp_ratio=mlp_ratio,
-                           drop_path_rate=drop_path_rate)
-            options.update(global_attn if isinstance(global_attn, dict) else {})
-            self.global_attn = GlobalAttentionLayer(
-                self.num_features[-1], qkv_bias=qkv_bias, act_cfg=act_cfg,
-                norm_cfg=norm_cfg, **options)
-        for i in out_indices:
-            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.num_features[i])[1])
+        self._add_outputs(global_attn, dict(num_heads=num_heads[-1], mlp_ratio=mlp_ratio,
+                                            drop_path_rate=drop_path_rate),
+                          qkv_bias, act_cfg, norm_cfg)
         self._freeze_stages()
 
     # --- weights --------------------------------------------------------------------
@@ -203,17 +193,7 @@ class SwinV2Backbone(SwinBackbone):
                             to_backbone=to_v2_backbone_state_dict)
             self._is_init = True
             return
-        if self.init_cfg is not None:
-            BaseModule.init_weights(self)
-        else:
-            for module in self.modules():
-                if isinstance(module, nn.Linear):
-                    trunc_normal_(module.weight, std=.02)
-                    if module.bias is not None:
-                        nn.init.zeros_(module.bias)
-                elif isinstance(module, nn.LayerNorm):
-                    nn.init.ones_(module.weight)
-                    nn.init.zeros_(module.bias)
+        self._init_layers()
         for stage in self.stages:
             for block in stage.blocks:
                 for norm in (block.norm1, block.norm2):
