@@ -1,6 +1,6 @@
 """SwinBackbone: a drop-in Swin Transformer backbone for mmdet 3.x and mmseg 1.x."""
 import warnings
-from typing import Optional, Sequence, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -170,22 +170,32 @@ class SwinBackbone(BaseModule):
             self.pos_embed_grid = tuple(grid)
         self.drop_after_pos = nn.Dropout(p=drop_rate)
 
-        # On the CPU explicitly, so the model can also be built on the meta device.
-        rates = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()
-        self.stages = nn.ModuleList()
-        for i, (depth, heads, dims) in enumerate(zip(depths, num_heads, self.num_features)):
-            last = i == num_stages - 1
-            downsample = None if last else PatchMerging(dims, norm_cfg if patch_norm else None)
-            blocks = (SwinBlock(dims, heads, int(mlp_ratio * dims), window, qkv_bias=qkv_bias,
-                                qk_scale=qk_scale, drop_rate=drop_rate,
-                                attn_drop_rate=attn_drop_rate, drop_path_rate=rate,
-                                act_cfg=act_cfg, norm_cfg=norm_cfg)
-                      for rate in rates[sum(depths[:i]):sum(depths[:i + 1])])
-            self.stages.append(SwinStage(blocks, window, downsample, with_cp))
+        self._add_stages(
+            depths, window, drop_path_rate, with_cp,
+            make_block=lambda i, rate: SwinBlock(
+                self.num_features[i], num_heads[i], int(mlp_ratio * self.num_features[i]),
+                window, qkv_bias=qkv_bias, qk_scale=qk_scale, drop_rate=drop_rate,
+                attn_drop_rate=attn_drop_rate, drop_path_rate=rate, act_cfg=act_cfg,
+                norm_cfg=norm_cfg),
+            make_downsample=lambda i: PatchMerging(self.num_features[i],
+                                                   norm_cfg if patch_norm else None))
         self._add_outputs(global_attn, dict(num_heads=num_heads[-1], mlp_ratio=mlp_ratio,
                                             drop_path_rate=drop_path_rate),
                           qkv_bias, act_cfg, norm_cfg)
         self._freeze_stages()
+
+    def _add_stages(self, depths, window, drop_path_rate: float, with_cp: bool,
+                    make_block: Callable, make_downsample: Callable) -> None:
+        """``self.stages``: stage i of ``make_block(i, drop path rate)`` blocks, then
+        ``make_downsample(i)`` but in the last stage; drop path rising linearly from 0
+        over all blocks to `drop_path_rate`."""
+        # On the CPU explicitly, so the model can also be built on the meta device.
+        rates = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()
+        self.stages = nn.ModuleList()
+        for i in range(len(depths)):
+            downsample = make_downsample(i) if i < len(depths) - 1 else None
+            blocks = (make_block(i, rate) for rate in rates[sum(depths[:i]):sum(depths[:i + 1])])
+            self.stages.append(SwinStage(blocks, window, downsample, with_cp))
 
     def _add_outputs(self, global_attn: Union[bool, dict], attn_defaults: dict,
                      qkv_bias: bool, act_cfg: dict, norm_cfg: dict) -> None:

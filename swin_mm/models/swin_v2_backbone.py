@@ -1,7 +1,6 @@
 """SwinV2Backbone: Swin Transformer V2 for mmdet 3.x and mmseg 1.x."""
 from typing import Optional, Sequence, Tuple, Union
 
-import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
@@ -12,7 +11,6 @@ from ..checkpoints.v2_layouts import fit_v2_state_dict, to_v2_backbone_state_dic
 from ..kernels import prepare_kernels
 from ..kernels.custom_functions import DEFAULT_SCRATCH_BYTES
 from .patches import PatchEmbed
-from .stage import SwinStage
 from .swin_backbone import SwinBackbone, _check_arguments, _check_options, _pair
 from .swin_v2_block import INITIAL_LOGIT_SCALE, PatchMergingV2, SwinV2Block
 
@@ -152,18 +150,14 @@ class SwinV2Backbone(SwinBackbone):
         self.patch_embed = PatchEmbed(in_channels, embed_dims, patch_size,
                                       norm_cfg if patch_norm else None)
         self.drop_after_pos = nn.Dropout(p=drop_rate)
-        # On the CPU explicitly, so the model can also be built on the meta device.
-        rates = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()
-        self.stages = nn.ModuleList()
-        for i, (depth, heads, dims) in enumerate(zip(depths, num_heads, self.num_features)):
-            last = i == num_stages - 1
-            downsample = None if last else PatchMergingV2(dims, norm_cfg)
-            blocks = (SwinV2Block(dims, heads, int(mlp_ratio * dims), window, pretrained[i],
-                                  qkv_bias=qkv_bias, drop_rate=drop_rate,
-                                  attn_drop_rate=attn_drop_rate, drop_path_rate=rate,
-                                  act_cfg=act_cfg, norm_cfg=norm_cfg)
-                      for rate in rates[sum(depths[:i]):sum(depths[:i + 1])])
-            self.stages.append(SwinStage(blocks, window, downsample, with_cp))
+        self._add_stages(
+            depths, window, drop_path_rate, with_cp,
+            make_block=lambda i, rate: SwinV2Block(
+                self.num_features[i], num_heads[i], int(mlp_ratio * self.num_features[i]),
+                window, pretrained[i], qkv_bias=qkv_bias, drop_rate=drop_rate,
+                attn_drop_rate=attn_drop_rate, drop_path_rate=rate, act_cfg=act_cfg,
+                norm_cfg=norm_cfg),
+            make_downsample=lambda i: PatchMergingV2(self.num_features[i], norm_cfg))
         self._add_outputs(global_attn, dict(num_heads=num_heads[-1], mlp_ratio=mlp_ratio,
                                             drop_path_rate=drop_path_rate),
                           qkv_bias, act_cfg, norm_cfg)
