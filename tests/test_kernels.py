@@ -209,7 +209,8 @@ def test_accelerators_take_only_public_ops(device_type):
     names = select_kernels(device_type).names()
     assert names == dict(window_attention='sdpa_window_attention', attention='sdpa_attention',
                          mlp='reference_mlp', partition='reference_partition',
-                         merge='reference_merge')
+                         merge='reference_merge',
+                         cosine_window_attention='sdpa_cosine_window_attention')
 
 
 def test_reference_mode_is_reference_everywhere():

@@ -1,4 +1,4 @@
-"""frozen_stages (incl. DDP), with_cp, absolute position embedding at any size, train()."""
+"""frozen_stages (incl. DDP, also for SwinV2Backbone), with_cp, absolute position embedding at any size, train()."""
 import os
 
 import pytest
@@ -10,7 +10,9 @@ import torch.nn.functional as F
 from helpers import (
     SMALL, assert_same_gradient, free_port, in_eval, max_abs_diff, mmdet_swin, randomize_, twin_of
 )
-from swin_mm import SwinBackbone
+from swin_mm import SwinBackbone, SwinV2Backbone
+
+BACKBONES = dict(ours=SwinBackbone, ours_v2=SwinV2Backbone, mmdet=mmdet_swin)
 
 
 @pytest.mark.parametrize('frozen_stages', [-1, 0, 1, 2, 4])
@@ -40,7 +42,7 @@ def _ddp_worker(rank, world_size, port, implementation, results):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('gloo', rank=rank, world_size=world_size)
     torch.manual_seed(0)
-    model = (SwinBackbone if implementation == 'ours' else mmdet_swin)(frozen_stages=1, **SMALL)
+    model = BACKBONES[implementation](frozen_stages=1, **SMALL)
     ddp = torch.nn.parallel.DistributedDataParallel(model)
     ddp.train()  # what the runner does after wrapping; mmdet freezes only now
     optimizer = torch.optim.SGD([p for p in ddp.parameters() if p.requires_grad], lr=0.1)
@@ -67,8 +69,9 @@ def _run_ddp(implementation):
 
 
 @pytest.mark.slow
-def test_ddp_training_with_frozen_stages_runs_on_two_gloo_processes():
-    results = _run_ddp('ours')
+@pytest.mark.parametrize('implementation', ['ours', 'ours_v2'])
+def test_ddp_training_with_frozen_stages_runs_on_two_gloo_processes(implementation):
+    results = _run_ddp(implementation)
     assert results[0][0] and results[1][0], 'frozen weights changed'
     assert results[0][1] == pytest.approx(results[1][1]), 'replicas diverged'
 

@@ -107,7 +107,7 @@ def _refuse_foreign(state_dict) -> None:
     v2 = [k for k in state_dict if any(marker in k for marker in _V2_MARKERS)]
     if v2:
         raise CheckpointError(f'expected a Swin v1 checkpoint, found Swin v2 (keys {_first(v2)}); '
-                              f'Swin v2 is not supported')
+                              f'load it into SwinV2Backbone (swin2mm converts Swin v1 only)')
     if 'features.0.0.weight' in state_dict and any('.attn.qkv.' in k for k in state_dict):
         raise CheckpointError(f'expected a Swin v1 checkpoint in the official, timm, '
                               f'mmpretrain or mmdet layout, found the torchvision layout '

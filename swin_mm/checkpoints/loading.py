@@ -2,7 +2,7 @@
 fit it to the backbone and say what was loaded, in one log line per finding."""
 import logging
 import re
-from typing import Optional
+from typing import Callable, Optional
 
 from mmengine.logging import print_log
 
@@ -45,17 +45,20 @@ def _missing_by_design(missing, state_dict, last_stage: int):
     return expected, rest
 
 
-def load_pretrained(model, path: str, prefix: Optional[str] = None) -> None:
+def load_pretrained(model, path: str, prefix: Optional[str] = None,
+                    to_backbone: Callable = to_backbone_state_dict) -> None:
     """Load `path` into `model` (a backbone with ``fit_target()`` and ``stages``, such as
     ``SwinBackbone``) non-strictly: keys missing by design are logged as INFO with the
-    reason, other missing and unexpected keys as one WARNING line each."""
+    reason, other missing and unexpected keys as one WARNING line each. `to_backbone`
+    converts the read checkpoint to the model's names: ``(checkpoint, prefix) ->
+    (state dict, layout name)`` (Swin V1's layouts by default)."""
     try:
         checkpoint = read_checkpoint(path)
     except DownloadError as err:
         raise DownloadError(f'{err}; without network access, download it elsewhere and set '
                             f'model.backbone.init_cfg.checkpoint to the local file '
                             f'(--cfg-options model.backbone.init_cfg.checkpoint=PATH)') from None
-    state_dict, layout = to_backbone_state_dict(checkpoint, prefix=prefix)
+    state_dict, layout = to_backbone(checkpoint, prefix=prefix)
     target = model.fit_target()
     fit_state_dict(state_dict, target)  # what the load hook would do, to check shapes first
     shapes = target.state
@@ -65,15 +68,16 @@ def load_pretrained(model, path: str, prefix: Optional[str] = None) -> None:
         raise CheckpointError(f'{path}: {k} expected shape {tuple(shapes[k].shape)}, found '
                               f'{tuple(state_dict[k].shape)} (and {len(mismatched) - 1} more)')
     result = model.load_state_dict(state_dict, strict=False)
-    print_log(f'SwinBackbone: loaded {path} ({layout} layout, {len(state_dict)} tensors)',
+    name = type(model).__name__
+    print_log(f'{name}: loaded {path} ({layout} layout, {len(state_dict)} tensors)',
               logger='current')
     expected, missing = _missing_by_design(result.missing_keys, state_dict,
                                            last_stage=len(model.stages) - 1)
     for what, reason in expected:
-        print_log(f'SwinBackbone: {what} ({reason})', logger='current', level=logging.INFO)
+        print_log(f'{name}: {what} ({reason})', logger='current', level=logging.INFO)
     if missing:
-        print_log(f'SwinBackbone: missing keys {_summary(missing)}',
+        print_log(f'{name}: missing keys {_summary(missing)}',
                   logger='current', level=logging.WARNING)
     if result.unexpected_keys:
-        print_log(f'SwinBackbone: unexpected keys {_summary(result.unexpected_keys)}',
+        print_log(f'{name}: unexpected keys {_summary(result.unexpected_keys)}',
                   logger='current', level=logging.WARNING)

@@ -11,12 +11,13 @@ per stage by :class:`StageGeometry`:
 - :mod:`.shape_generic`: :class:`ShapeGenericGeometry`, the same indices computed from
   the traced shape in public ops (graph capture for export);
 - :mod:`.shift_mask`: the mask between the regions a cyclic shift wraps together;
-- :mod:`.relative_position`: the bias-table row of each token pair in a window;
+- :mod:`.relative_position`: the bias-table row of each token pair in a window, and
+  Swin V2's log-spaced relative coordinates;
 - :mod:`.protocol`: the interface; :mod:`.stage`: the choice and the tables cache.
 """
 from .cached import CachedWindowGeometry, WindowTables
 from .protocol import WindowGeometry
-from .relative_position import relative_position_index
+from .relative_position import log_spaced_relative_coords, relative_position_index
 from .shape_generic import ShapeGenericGeometry
 from .shift_mask import MASKED_LOGIT, shift_window_mask, window_count
 from .stage import GEOMETRY_CACHE_SIZE, StageGeometry
@@ -24,4 +25,5 @@ from .stage import GEOMETRY_CACHE_SIZE, StageGeometry
 
 __all__ = ['CachedWindowGeometry', 'GEOMETRY_CACHE_SIZE', 'MASKED_LOGIT',
            'ShapeGenericGeometry', 'StageGeometry', 'WindowGeometry', 'WindowTables',
-           'relative_position_index', 'shift_window_mask', 'window_count']
+           'log_spaced_relative_coords', 'relative_position_index', 'shift_window_mask',
+           'window_count']

@@ -3,6 +3,7 @@
 Derived from the window alone (not learned), so checkpoints and models rebuild it
 rather than trusting a file's copy.
 """
+import math
 from typing import Tuple
 
 import torch
@@ -18,3 +19,22 @@ def relative_position_index(window: Tuple[int, int]) -> torch.Tensor:
     coords = torch.stack((rows.flatten(), cols.flatten()))        # 2, N
     offsets = coords[:, :, None] - coords[:, None, :]              # 2, N, N
     return (offsets[0] + h - 1) * (2 * w - 1) + (offsets[1] + w - 1)
+
+
+def log_spaced_relative_coords(window: Tuple[int, int],
+                               pretrained_window: Tuple[int, int]) -> torch.Tensor:
+    """((2h-1) * (2w-1), 2) relative offsets (dh, dw) of a (h, w) window, in the rows of
+    :func:`relative_position_index`, log-spaced as Swin V2's continuous position bias
+    takes them: each offset divided by (pretrained window - 1) along its axis (by
+    (window - 1) where the pretrained window is 0), times 8, then
+    ``sign(t) * log2(|t| + 1) / log2(8)``. Float32, as the official code computes it.
+
+    A side of 1 has the single offset 0, left at 0 (the official code divides 0 by 0).
+    """
+    axes = []
+    for size, pretrained in zip(window, pretrained_window):
+        span = (pretrained if pretrained > 0 else size) - 1
+        axes.append(torch.arange(-(size - 1), size, dtype=torch.float32) / max(span, 1))
+    table = torch.stack(torch.meshgrid(*axes, indexing='ij'), dim=-1) * 8
+    table = torch.sign(table) * torch.log2(table.abs() + 1.0) / math.log2(8)
+    return table.reshape(-1, 2)

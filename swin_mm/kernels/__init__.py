@@ -2,6 +2,7 @@
 reference in plain public torch ops beside it (same arguments, same result).
 
 - :mod:`.attention`: window attention (reference, SDPA, CPU flash + lean backward)
+- :mod:`.cosine_attention`: Swin V2's cosine window attention (reference, SDPA)
 - :mod:`.mlp`: the block's MLP (reference modules, chunked lean GELU MLP)
 - :mod:`.partition`: window partition and merge (reference, lean)
 - :mod:`.selection`: which one runs, fallbacks included: ``select_kernels``

@@ -10,6 +10,8 @@
 - the CPU: the lean kernels the running torch was found to provide (:mod:`.probes`,
   probed lazily), the reference for any op it lacks; under torch.compile they work in
   one chunk (the compiler fuses by itself).
+- Swin V2's cosine window attention: public SDPA everywhere but under capture and in
+  reference mode (:mod:`.cosine_attention`).
 
 Two fallbacks depend on the call and are decided here too, per call:
 :func:`cpu_window_attention` takes the reference under attention dropout or a compute
@@ -28,6 +30,9 @@ from .attention import (
     lean_window_attention, reference_attention, reference_window_attention, sdpa_attention,
     sdpa_window_attention
 )
+from .cosine_attention import (
+    reference_cosine_window_attention, sdpa_cosine_window_attention
+)
 from .custom_functions import DEFAULT_SCRATCH_BYTES, compute_dtype
 from .mlp import lean_gelu_mlp, reference_mlp
 from .partition import lean_merge, lean_partition, reference_merge, reference_partition
@@ -44,6 +49,8 @@ class Kernels:
     mlp: Callable               # (x, layers): the block's MLP
     partition: Callable         # (x, tables): window partition
     merge: Callable             # (windows, tables): its inverse
+    # (windows, qkv weight, qkv bias, logit scale, attn_mask, num_heads, dropout_p): Swin V2
+    cosine_window_attention: Callable
 
     def names(self) -> Dict[str, str]:
         """{op: implementation function name}, for logs and reports."""
@@ -51,7 +58,8 @@ class Kernels:
 
 
 REFERENCE_KERNELS = Kernels(reference_window_attention, reference_attention, reference_mlp,
-                            reference_partition, reference_merge)
+                            reference_partition, reference_merge,
+                            reference_cosine_window_attention)
 
 
 def check_kernel_mode(mode) -> None:
@@ -96,10 +104,14 @@ def build_kernels(device_type: str, mode: str, scratch_bytes: Optional[int],
     if mode == 'reference':
         return REFERENCE_KERNELS
     sdpa = functools.partial(sdpa_attention, takes_scale=capabilities.sdpa_scale)
+    # Swin V2's cosine attention: public SDPA on every device (its logit scale and the
+    # normalisation are elementwise; SDPA picks the fused kernel the device has).
+    cosine = functools.partial(sdpa_cosine_window_attention,
+                               takes_scale=capabilities.sdpa_scale)
     if device_type != 'cpu':
         return Kernels(functools.partial(sdpa_window_attention,
                                          takes_scale=capabilities.sdpa_scale),
-                       sdpa, reference_mlp, reference_partition, reference_merge)
+                       sdpa, reference_mlp, reference_partition, reference_merge, cosine)
     attention = reference_window_attention
     if capabilities.cpu_flash_dtypes and capabilities.softmax_backward_out:
         attention = functools.partial(cpu_window_attention, scratch_bytes=scratch_bytes,
@@ -107,7 +119,7 @@ def build_kernels(device_type: str, mode: str, scratch_bytes: Optional[int],
     mlp = reference_mlp
     if capabilities.gelu_out_kernels:
         mlp = functools.partial(cpu_mlp, scratch_bytes=scratch_bytes)
-    return Kernels(attention, sdpa, mlp, lean_partition, lean_merge)
+    return Kernels(attention, sdpa, mlp, lean_partition, lean_merge, cosine)
 
 
 # A plain dict rather than functools.lru_cache: torch.compile traces through the cache

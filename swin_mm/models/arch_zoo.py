@@ -15,6 +15,15 @@ ARCH_ZOO: Dict[str, Dict[str, dict]] = {
         'base': dict(embed_dims=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32)),
         'large': dict(embed_dims=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48)),
     },
+    # Swin V2 (SwinV2Backbone): the same four sizes in the official V2 configs
+    # (configs/swinv2/*.yaml). H and G (paper, mmpretrain) need an extra norm every 6
+    # blocks that the official code lacks; not provided.
+    'swinv2': {
+        'tiny': dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
+        'small': dict(embed_dims=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24)),
+        'base': dict(embed_dims=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32)),
+        'large': dict(embed_dims=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48)),
+    },
 }
 # Short names, as in the paper's Swin-T/S/B/L and the config names.
 ARCH_ALIASES = {'t': 'tiny', 's': 'small', 'b': 'base', 'l': 'large'}

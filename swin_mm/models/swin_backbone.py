@@ -1,6 +1,6 @@
 """SwinBackbone: a drop-in Swin Transformer backbone for mmdet 3.x and mmseg 1.x."""
 import warnings
-from typing import Optional, Sequence, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -170,29 +170,46 @@ class SwinBackbone(BaseModule):
             self.pos_embed_grid = tuple(grid)
         self.drop_after_pos = nn.Dropout(p=drop_rate)
 
+        self._add_stages(
+            depths, window, drop_path_rate, with_cp,
+            make_block=lambda i, rate: SwinBlock(
+                self.num_features[i], num_heads[i], int(mlp_ratio * self.num_features[i]),
+                window, qkv_bias=qkv_bias, qk_scale=qk_scale, drop_rate=drop_rate,
+                attn_drop_rate=attn_drop_rate, drop_path_rate=rate, act_cfg=act_cfg,
+                norm_cfg=norm_cfg),
+            make_downsample=lambda i: PatchMerging(self.num_features[i],
+                                                   norm_cfg if patch_norm else None))
+        self._add_outputs(global_attn, dict(num_heads=num_heads[-1], mlp_ratio=mlp_ratio,
+                                            drop_path_rate=drop_path_rate),
+                          qkv_bias, act_cfg, norm_cfg)
+        self._freeze_stages()
+
+    def _add_stages(self, depths, window, drop_path_rate: float, with_cp: bool,
+                    make_block: Callable, make_downsample: Callable) -> None:
+        """``self.stages``: stage i of ``make_block(i, drop path rate)`` blocks, then
+        ``make_downsample(i)`` but in the last stage; drop path rising linearly from 0
+        over all blocks to `drop_path_rate`."""
         # On the CPU explicitly, so the model can also be built on the meta device.
         rates = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()
         self.stages = nn.ModuleList()
-        for i, (depth, heads, dims) in enumerate(zip(depths, num_heads, self.num_features)):
-            last = i == num_stages - 1
-            downsample = None if last else PatchMerging(dims, norm_cfg if patch_norm else None)
-            blocks = (SwinBlock(dims, heads, int(mlp_ratio * dims), window, qkv_bias=qkv_bias,
-                                qk_scale=qk_scale, drop_rate=drop_rate,
-                                attn_drop_rate=attn_drop_rate, drop_path_rate=rate,
-                                act_cfg=act_cfg, norm_cfg=norm_cfg)
-                      for rate in rates[sum(depths[:i]):sum(depths[:i + 1])])
+        for i in range(len(depths)):
+            downsample = make_downsample(i) if i < len(depths) - 1 else None
+            blocks = (make_block(i, rate) for rate in rates[sum(depths[:i]):sum(depths[:i + 1])])
             self.stages.append(SwinStage(blocks, window, downsample, with_cp))
+
+    def _add_outputs(self, global_attn: Union[bool, dict], attn_defaults: dict,
+                     qkv_bias: bool, act_cfg: dict, norm_cfg: dict) -> None:
+        """The optional global attention layer (`global_attn` overriding
+        `attn_defaults`) and the output norms ``norm{i}`` of ``out_indices``."""
         self.global_attn = None
         if global_attn:
-            options = dict(num_heads=num_heads[-1], mlp_ratio=mlp_ratio,
-                           drop_path_rate=drop_path_rate)
+            options = dict(attn_defaults)
             options.update(global_attn if isinstance(global_attn, dict) else {})
             self.global_attn = GlobalAttentionLayer(
                 self.num_features[-1], qkv_bias=qkv_bias, act_cfg=act_cfg,
                 norm_cfg=norm_cfg, **options)
-        for i in out_indices:
+        for i in self.out_indices:
             self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.num_features[i])[1])
-        self._freeze_stages()
 
     # --- freezing -----------------------------------------------------------------
     def _frozen_modules(self):
@@ -257,23 +274,28 @@ class SwinBackbone(BaseModule):
                             prefix=self.init_cfg.get('prefix'))
             self._is_init = True
             return
-        if self.init_cfg is not None:
-            super().init_weights()
-        else:
-            for module in self.modules():
-                if isinstance(module, nn.Linear):
-                    trunc_normal_(module.weight, std=.02)
-                    if module.bias is not None:
-                        nn.init.zeros_(module.bias)
-                elif isinstance(module, nn.LayerNorm):
-                    nn.init.ones_(module.weight)
-                    nn.init.zeros_(module.bias)
+        self._init_layers()
         for name, param in self.named_parameters():
             if name.endswith('relative_position_bias_table') or name == 'absolute_pos_embed':
                 trunc_normal_(param, std=.02)
         if self.global_attn is not None:
             self.global_attn.zero_init_residuals()
         self._is_init = True
+
+    def _init_layers(self) -> None:
+        """An init_cfg's own rules (mmengine's meaning), or without one Linear weights
+        from trunc_normal(std 0.02) with zero bias, LayerNorm 1 and 0."""
+        if self.init_cfg is not None:
+            BaseModule.init_weights(self)
+            return
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                trunc_normal_(module.weight, std=.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
 
     # --- forward --------------------------------------------------------------------
     def _check_input(self, images: torch.Tensor, capturing: bool) -> None:
