@@ -24,7 +24,8 @@ from swin_mm_dev.synthetic import write_ade20k, write_coco
 
 REPO = Path(__file__).resolve().parents[1]
 
-DETECTION = ['cascade_mask_rcnn_swin_t_coco_3x.py', 'cascade_mask_rcnn_swin_s_coco_3x.py',
+DETECTION = ['mask_rcnn_swin_t_coco_1x.py', 'mask_rcnn_swin_t_coco_3x.py',
+             'mask_rcnn_swin_s_coco_3x.py', 'cascade_mask_rcnn_swin_t_coco_3x.py', 'cascade_mask_rcnn_swin_s_coco_3x.py',
              'cascade_mask_rcnn_swin_b_coco_3x.py', 'htcpp_swin_b_coco.py',
              'htcpp_swin_l_coco.py']
 SEGMENTATION = ['upernet_swin_t_ade20k.py', 'upernet_swin_s_ade20k.py',
@@ -82,7 +83,8 @@ def shrink_for_cpu(cfg) -> None:
         model.neck.in_channels = channels
         cfg.train_dataloader.batch_size = 1
         model.train_cfg.rpn_proposal.update(nms_pre=100, max_per_img=50)
-        for stage in model.train_cfg.rcnn:
+        rcnn = model.train_cfg.rcnn
+        for stage in rcnn if isinstance(rcnn, list) else [rcnn]:
             stage.sampler.num = 8
         model.test_cfg.rpn.update(nms_pre=100, max_per_img=20)
         model.test_cfg.rcnn.update(score_thr=0.0, max_per_img=10)
