@@ -1,7 +1,8 @@
 """swin_mm.tta.InstanceSegTTAModel: boxes and masks merged over test-time views.
 
 Real mmdet detectors built from the recipe configs (shrunk as the recipe runs shrink
-them: small SwinBackbone, 1/8 image scales, every detection scored), real pipelines on
+them: small SwinBackbone, narrow heads, 1/8 image scales, every detection scored), real
+pipelines on
 the synthetic COCO data, mmcv's RoIAlign and mmdet's mask pasting.
 """
 from pathlib import Path
@@ -32,27 +33,9 @@ def coco(tmp_path_factory):
     return write_coco(tmp_path_factory.mktemp('tta') / 'coco', num_train=1, num_val=2, size=SIZE)
 
 
-def narrow(node):
-    """FPN and heads 256 -> 32 channels, fully connected layers 1024 -> 64, in place:
-    what the tests check does not depend on widths, the time they take does."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ('in_channels', 'out_channels', 'feat_channels', 'conv_out_channels') \
-                    and value == 256:
-                node[key] = 32
-            elif key == 'fc_out_channels' and value == 1024:
-                node[key] = 64
-            else:
-                narrow(value)
-    elif isinstance(node, list):
-        for item in node:
-            narrow(item)
-
-
 def load_shrunk(name):
     cfg = Config.fromfile(str(REPO / 'configs' / f'{name}.py'))
     shrink_for_cpu(cfg)
-    narrow(cfg.model)
     cfg.model.backbone.init_cfg = None
     return cfg
 
