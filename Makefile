@@ -44,7 +44,7 @@ benchmark: setup
 # 2 processes (gloo without CUDA) -> mIoU (mmseg IoUMetric), curves.png, predictions.png
 # in work_dirs/demo/ (recreated on every run). Then synthetic COCO-layout data -> Cascade
 # Mask R-CNN + SwinBackbone, the same way -> box and mask AP (mmdet CocoMetric), single
-# scale and multi-scale + flip (tools/test.py --tta), plots in work_dirs/demo/detection/.
+# scale and multi-scale + flip (tools/dist_test.sh --tta), plots in work_dirs/demo/detection/.
 DET_DEMO := configs/demo/cascade_mask_rcnn_swin_synthetic_coco.py
 DET_DEMO_DIR := work_dirs/demo/detection
 demo: setup
@@ -58,6 +58,6 @@ demo: setup
 	$(PYTHON) tools/make_synthetic_data.py coco work_dirs/demo/data/coco \
 		--num-train 300 --num-val 40 --size 64
 	PYTHON=$(PYTHON) tools/dist_train.sh $(DET_DEMO) 2 --work-dir $(DET_DEMO_DIR)
-	$(PYTHON) tools/test.py $(DET_DEMO) "$$(cat $(DET_DEMO_DIR)/last_checkpoint)" --tta \
-		--work-dir $(DET_DEMO_DIR)/tta
+	PYTHON=$(PYTHON) tools/dist_test.sh $(DET_DEMO) "$$(cat $(DET_DEMO_DIR)/last_checkpoint)" 2 \
+		--tta --work-dir $(DET_DEMO_DIR)/tta
 	$(PYTHON) tools/det_demo_report.py $(DET_DEMO) $(DET_DEMO_DIR)

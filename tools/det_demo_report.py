@@ -22,6 +22,7 @@ from mmengine.dataset import pseudo_collate  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 from mmengine.runner import Runner, load_checkpoint  # noqa: E402
 
+from swin_mm_dev.run_records import newest_scalars  # noqa: E402
 from swin_mm_dev.runner_setup import allow_mmengine_checkpoints, fit_to_machine  # noqa: E402
 
 METRICS = ('coco/bbox_mAP', 'coco/segm_mAP')
@@ -30,11 +31,7 @@ SCORE_SHOWN = 0.3  # predictions drawn: score at least this
 
 def read_training(work_dir: Path):
     """Training losses by iteration and validation (epoch, box AP, mask AP), newest run."""
-    runs = sorted(work_dir.glob('*/vis_data/scalars.json'))
-    if not runs:
-        raise FileNotFoundError(f'expected <timestamp>/vis_data/scalars.json under {work_dir}, '
-                                'found none (has training run?)')
-    records = [json.loads(line) for line in runs[-1].read_text().splitlines() if line]
+    records = newest_scalars(work_dir)
     train = [(r['step'], r['loss']) for r in records if 'loss' in r]
     val = [(r['step'], r[METRICS[0]], r[METRICS[1]]) for r in records if METRICS[0] in r]
     return train, val

@@ -13,7 +13,7 @@ data_root = 'work_dirs/demo/data/coco/'
 classes = ('umbrella', 'frisbee', 'kite', 'book')
 num_classes = len(classes)
 channels = 32
-max_epochs = 12
+max_epochs = 8
 batch_size = 4  # per process; the demo runs 2 processes
 
 model = dict(
@@ -72,14 +72,8 @@ tta_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(
         type='TestTimeAug',
-        transforms=[
-            [dict(type='Resize', scale=scale, keep_ratio=True) for scale in tta_scales],
-            [dict(type='RandomFlip', prob=0.), dict(type='RandomFlip', prob=1.)],
-            [dict(type='LoadAnnotations', with_bbox=True, with_mask=True)],
-            [dict(type='PackDetInputs',
-                  meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
-                             'flip', 'flip_direction'))],
-        ]),
+        transforms=[[dict(type='Resize', scale=scale, keep_ratio=True) for scale in tta_scales]]
+        + _base_.tta_pipeline[1].transforms[1:]),
 ]
 # Tiny images: loading in the training process is faster than worker processes.
 loader = dict(num_workers=0, persistent_workers=False)
@@ -100,7 +94,7 @@ param_scheduler = [
     dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs,
          milestones=[max_epochs - 2], gamma=0.1),
 ]
-train_cfg = dict(max_epochs=max_epochs, val_interval=4)
+train_cfg = dict(max_epochs=max_epochs, val_interval=2)
 schedule_recipe = None  # a short run from scratch: no published schedule
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=max_epochs))
 randomness = dict(seed=0)

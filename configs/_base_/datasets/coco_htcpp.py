@@ -39,17 +39,11 @@ test_pipeline = [
 # (soft-NMS). tools/test.py --tta; configs/README.md.
 tta_scales = [(3000, short) for short in range(600, 1601, 200)]
 tta_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=_base_.backend_args),
+    _base_.tta_pipeline[0],
     dict(
         type='TestTimeAug',
-        transforms=[
-            [dict(type='Resize', scale=scale, keep_ratio=True) for scale in tta_scales],
-            [dict(type='RandomFlip', prob=0.), dict(type='RandomFlip', prob=1.)],
-            [dict(type='LoadAnnotations', with_bbox=True, with_mask=True)],
-            [dict(type='PackDetInputs',
-                  meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
-                             'flip', 'flip_direction'))],
-        ]),
+        transforms=[[dict(type='Resize', scale=scale, keep_ratio=True) for scale in tta_scales]]
+        + _base_.tta_pipeline[1].transforms[1:]),
 ]
 # Batch 16 as 8 GPUs x 2 images (paper: batch 16; ViT-Adapter runs 16 x 1, the same
 # total). With less GPU memory set model.backbone.with_cp=True.

@@ -1,42 +1,21 @@
 # Mask R-CNN on a SwinBackbone + FPN (SwinTransformer/Swin-Transformer-Object-Detection@c7b2011,
 # configs/_base_/models/mask_rcnn_swin_fpn.py, translated to mmdet 3.x; configs/README.md).
 # The architecture (embed_dims, depths, num_heads, drop_path_rate) and the neck's
-# in_channels are set by each leaf config. Identical to mmdet 3.x's Mask R-CNN base
-# (L1 box losses, Shared2FC box head, low-quality matches in both assigners).
-_base_ = ['./swin_backbone.py']
+# in_channels are set by each leaf config. The values are mmdet's Mask R-CNN base (also
+# mmdet 3.x's): L1 box losses, a Shared2FC box head, low-quality matches in both assigners.
+# Built on the Cascade Mask R-CNN base, whose preprocessing, FPN, anchors, RPN assignment,
+# test settings, custom_imports and tta_model are also Mask R-CNN's; the RPN box loss, the
+# RoI head and the proposal and R-CNN training settings are replaced.
+_base_ = ['./cascade_mask_rcnn_swin_fpn.py']
 
-# swin_mm.tta registers InstanceSegTTAModel (tools/test.py --tta; needs mmdet).
-custom_imports = dict(imports=['swin_mm', 'swin_mm.tta'], allow_failed_imports=False)
 num_classes = 80
 model = dict(
     type='MaskRCNN',
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_mask=True,
-        pad_size_divisor=32),
-    neck=dict(type='FPN', out_channels=256, num_outs=5),
-    rpn_head=dict(
-        type='RPNHead',
-        in_channels=256,
-        feat_channels=256,
-        anchor_generator=dict(
-            type='AnchorGenerator', scales=[8], ratios=[0.5, 1.0, 2.0],
-            strides=[4, 8, 16, 32, 64]),
-        bbox_coder=dict(
-            type='DeltaXYWHBBoxCoder', target_means=[.0, .0, .0, .0],
-            target_stds=[1.0, 1.0, 1.0, 1.0]),
-        loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
-        loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
+    rpn_head=dict(loss_bbox=dict(_delete_=True, type='L1Loss', loss_weight=1.0)),
     roi_head=dict(
+        _delete_=True,
         type='StandardRoIHead',
-        bbox_roi_extractor=dict(
-            type='SingleRoIExtractor',
-            roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
-            out_channels=256,
-            featmap_strides=[4, 8, 16, 32]),
+        bbox_roi_extractor=_base_.model.roi_head.bbox_roi_extractor,
         bbox_head=dict(
             type='Shared2FCBBoxHead',
             in_channels=256,
@@ -49,33 +28,13 @@ model = dict(
             reg_class_agnostic=False,
             loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
             loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
-        mask_roi_extractor=dict(
-            type='SingleRoIExtractor',
-            roi_layer=dict(type='RoIAlign', output_size=14, sampling_ratio=0),
-            out_channels=256,
-            featmap_strides=[4, 8, 16, 32]),
-        mask_head=dict(
-            type='FCNMaskHead',
-            num_convs=4,
-            in_channels=256,
-            conv_out_channels=256,
-            num_classes=num_classes,
-            loss_mask=dict(type='CrossEntropyLoss', use_mask=True, loss_weight=1.0))),
+        mask_roi_extractor=_base_.model.roi_head.mask_roi_extractor,
+        mask_head=_base_.model.roi_head.mask_head),
     train_cfg=dict(
-        rpn=dict(
-            assigner=dict(
-                type='MaxIoUAssigner', pos_iou_thr=0.7, neg_iou_thr=0.3, min_pos_iou=0.3,
-                match_low_quality=True, ignore_iof_thr=-1),
-            sampler=dict(
-                type='RandomSampler', num=256, pos_fraction=0.5, neg_pos_ub=-1,
-                add_gt_as_proposals=False),
-            allowed_border=-1,
-            pos_weight=-1,
-            debug=False),
-        rpn_proposal=dict(
-            nms_pre=2000, max_per_img=1000, nms=dict(type='nms', iou_threshold=0.7),
-            min_bbox_size=0),
+        rpn=dict(allowed_border=-1),
+        rpn_proposal=dict(max_per_img=1000),
         rcnn=dict(
+            _delete_=True,
             assigner=dict(
                 type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0.5,
                 match_low_quality=True, ignore_iof_thr=-1),
@@ -84,14 +43,4 @@ model = dict(
                 add_gt_as_proposals=True),
             mask_size=28,
             pos_weight=-1,
-            debug=False)),
-    test_cfg=dict(
-        rpn=dict(
-            nms_pre=1000, max_per_img=1000, nms=dict(type='nms', iou_threshold=0.7),
-            min_bbox_size=0),
-        rcnn=dict(
-            score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5), max_per_img=100,
-            mask_thr_binary=0.5)))
-# tools/test.py --tta: boxes and masks of every tta_pipeline view merged (swin_mm.tta)
-# with the NMS, score threshold and max_per_img of test_cfg.rcnn.
-tta_model = dict(type='InstanceSegTTAModel')
+            debug=False)))
