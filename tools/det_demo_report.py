@@ -20,10 +20,10 @@ import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.dataset import pseudo_collate  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
-from mmengine.runner import Runner, load_checkpoint  # noqa: E402
+from mmengine.runner import load_checkpoint  # noqa: E402
 
 from swin_mm_dev.run_records import newest_scalars  # noqa: E402
-from swin_mm_dev.runner_setup import allow_mmengine_checkpoints, fit_to_machine  # noqa: E402
+from swin_mm_dev.runner_setup import allow_mmengine_checkpoints  # noqa: E402
 
 METRICS = ('coco/bbox_mAP', 'coco/segm_mAP')
 SCORE_SHOWN = 0.3  # predictions drawn: score at least this
@@ -46,17 +46,21 @@ def read_test_metrics(test_dir: Path) -> dict:
     return json.loads(found[-1].read_text())
 
 
-def untrained_metrics(cfg: Config, work_dir: Path) -> dict:
-    """CocoMetric of the same detector with its initial weights, on the validation set."""
-    cfg = cfg.copy()
-    cfg.work_dir = str(work_dir / 'untrained')
-    cfg.load_from = None
-    cfg.launcher = 'none'
-    cfg.visualizer.name = 'untrained_visualizer'
-    fit_to_machine(cfg)
-    runner = Runner.from_cfg(cfg)
-    runner.model.init_weights()
-    return runner.test()
+def untrained_metrics(cfg: Config) -> dict:
+    """CocoMetric of the same detector as built (untrained), on the validation set."""
+    from mmdet.registry import DATASETS, METRICS as METRIC_REGISTRY, MODELS
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        detector = MODELS.build(cfg.model)
+        detector.eval()
+        dataset = DATASETS.build(cfg.val_dataloader.dataset)
+        metric = METRIC_REGISTRY.build(cfg.val_evaluator)
+    metric.dataset_meta = dataset.metainfo
+    with torch.no_grad():
+        for index in range(len(dataset)):
+            batch = pseudo_collate([dataset[index]])
+            outputs = detector.test_step(batch)
+            metric.process(batch, [output.to_dict() for output in outputs])
+    return metric.evaluate(len(dataset))
 
 
 def plot_curves(train, val, untrained: dict, path: Path) -> None:
@@ -79,10 +83,7 @@ def plot_curves(train, val, untrained: dict, path: Path) -> None:
 
 def predict(cfg: Config, checkpoint: Path, indices):
     """(RGB image, ground truth, single-scale prediction, TTA prediction) per index."""
-    import swin_mm.tta  # noqa: F401  (InstanceSegTTAModel)
     from mmdet.registry import DATASETS, MODELS
-    from mmdet.utils import register_all_modules
-    register_all_modules()
     with DefaultScope.overwrite_default_scope('mmdet'):
         detector = MODELS.build(cfg.model)
         load_checkpoint(detector, str(checkpoint), map_location='cpu', logger='silent')
@@ -104,7 +105,8 @@ def _truth(dataset, index, shape):
     """Boxes, labels and masks (from the polygons) of an annotated image, original pixels."""
     from mmdet.structures.mask import PolygonMasks
     instances = dataset.get_data_info(index)['instances']
-    masks = PolygonMasks([i['mask'] for i in instances], *shape).to_ndarray().astype(bool)
+    polygons = [[np.array(part, np.float64) for part in i['mask']] for i in instances]
+    masks = PolygonMasks(polygons, *shape).to_ndarray().astype(bool)
     return [i['bbox'] for i in instances], [i['bbox_label'] for i in instances], masks
 
 
@@ -158,9 +160,12 @@ def main(argv=None):
     checkpoint = Path(last.read_text().strip())
     cfg = Config.fromfile(args.config)
     allow_mmengine_checkpoints()
+    import swin_mm.tta  # noqa: F401  (InstanceSegTTAModel)
+    from mmdet.utils import register_all_modules
+    register_all_modules()
     train, val = read_training(work_dir)
     tta = read_test_metrics(Path(args.tta_dir) if args.tta_dir else work_dir / 'tta')
-    untrained = untrained_metrics(cfg, work_dir)
+    untrained = untrained_metrics(cfg)
     plot_curves(train, val, untrained, work_dir / 'curves.png')
     names = list(cfg.test_dataloader.dataset.metainfo['classes'])
     rows = predict(cfg, checkpoint, range(args.num_images))
