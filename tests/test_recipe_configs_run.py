@@ -27,9 +27,9 @@ from swin_mm_dev.synthetic import write_ade20k, write_coco
 REPO = Path(__file__).resolve().parents[1]
 
 DETECTION = ['mask_rcnn_swin_t_coco_1x.py', 'mask_rcnn_swin_t_coco_3x.py',
-             'mask_rcnn_swin_s_coco_3x.py', 'cascade_mask_rcnn_swin_t_coco_3x.py', 'cascade_mask_rcnn_swin_s_coco_3x.py',
-             'cascade_mask_rcnn_swin_b_coco_3x.py', 'htcpp_swin_b_coco.py',
-             'htcpp_swin_l_coco.py']
+             'mask_rcnn_swin_s_coco_3x.py', 'cascade_mask_rcnn_swin_t_coco_3x.py',
+             'cascade_mask_rcnn_swin_s_coco_3x.py', 'cascade_mask_rcnn_swin_b_coco_3x.py',
+             'htcpp_swin_b_coco.py', 'htcpp_swin_l_coco.py']
 SEGMENTATION = ['upernet_swin_t_ade20k.py', 'upernet_swin_s_ade20k.py',
                 'upernet_swin_b_ade20k.py', 'upernet_swin_b_22k_ade20k_640.py',
                 'upernet_swin_l_22k_ade20k_640.py']

@@ -172,7 +172,7 @@ def main(argv=None):
     plot_predictions(rows, names, work_dir / 'predictions.png')
     print(f'box AP / mask AP (mmdet CocoMetric, {len(val) and val[-1][0]} epochs): '
           f'single scale {100 * val[-1][1]:.1f} / {100 * val[-1][2]:.1f}, '
-          f'multi-scale + flip (tools/test.py --tta) {100 * tta[METRICS[0]]:.1f} / '
+          f'multi-scale + flip (--tta) {100 * tta[METRICS[0]]:.1f} / '
           f'{100 * tta[METRICS[1]]:.1f}, untrained {100 * untrained[METRICS[0]]:.1f} / '
           f'{100 * untrained[METRICS[1]]:.1f}; plots in {work_dir}/curves.png and '
           f'{work_dir}/predictions.png')
