@@ -43,7 +43,11 @@ benchmark: setup
 
 # Synthetic ADE20K-layout data -> UPerNet + SwinBackbone trained by tools/dist_train.sh on
 # 2 processes (gloo without CUDA) -> mIoU (mmseg IoUMetric), curves.png, predictions.png
-# in work_dirs/demo/ (recreated on every run).
+# in work_dirs/demo/ (recreated on every run). Then synthetic COCO-layout data -> Cascade
+# Mask R-CNN + SwinBackbone, the same way -> box and mask AP (mmdet CocoMetric), single
+# scale and multi-scale + flip (tools/dist_test.sh --tta), plots in work_dirs/demo/detection/.
+DET_DEMO := configs/demo/cascade_mask_rcnn_swin_synthetic_coco.py
+DET_DEMO_DIR := work_dirs/demo/detection
 demo: setup
 	rm -rf work_dirs/demo
 	$(PYTHON) tools/make_synthetic_data.py ade20k work_dirs/demo/data \
@@ -51,3 +55,9 @@ demo: setup
 	PYTHON=$(PYTHON) tools/dist_train.sh configs/demo/upernet_swin_synthetic_ade20k.py 2 \
 		--work-dir work_dirs/demo
 	$(PYTHON) tools/demo_report.py configs/demo/upernet_swin_synthetic_ade20k.py work_dirs/demo
+	$(PYTHON) tools/make_synthetic_data.py coco work_dirs/demo/data/coco \
+		--num-train 300 --num-val 40 --size 64
+	PYTHON=$(PYTHON) tools/dist_train.sh $(DET_DEMO) 2 --work-dir $(DET_DEMO_DIR)
+	PYTHON=$(PYTHON) tools/dist_test.sh $(DET_DEMO) "$$(cat $(DET_DEMO_DIR)/last_checkpoint)" 2 \
+		--tta --work-dir $(DET_DEMO_DIR)/tta
+	$(PYTHON) tools/det_demo_report.py $(DET_DEMO) $(DET_DEMO_DIR)

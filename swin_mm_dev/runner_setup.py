@@ -89,11 +89,10 @@ def load_config(path: str, work_dir: Optional[str] = None, cfg_options: Optional
 def use_tta(cfg: Config) -> List[str]:
     """Test with the config's ``tta_model`` wrapping its model and its ``tta_pipeline``;
     return the change, one line."""
-    missing = [key for key in ('tta_model', 'tta_pipeline') if key not in cfg]
+    missing = [key for key in ('tta_model', 'tta_pipeline') if not cfg.get(key)]
     if missing:
         raise SetupError(f'--tta expects tta_model and tta_pipeline in the config, found no '
-                         f'{" and no ".join(missing)} (the detection recipes define no '
-                         f'test-time augmentation)')
+                         f'{" and no ".join(missing)}')
     dataset = cfg.test_dataloader.dataset
     while 'dataset' in dataset:  # wrappers such as RepeatDataset
         dataset = dataset.dataset

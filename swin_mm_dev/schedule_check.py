@@ -66,6 +66,9 @@ PUBLISHED: Dict[str, object] = {
     # SwinTransformer/Swin-Transformer-Object-Detection@c7b2011: lr_config step [27, 33],
     # warmup 500 x 0.001 (inherited from schedule_1x), AdamW lr 1e-4, max_epochs 36.
     'coco-3x': StepRecipe(1e-4, 500, 0.001, 36, (27, 33), 0.1),
+    # The same repository's Mask R-CNN Swin-T 1x: lr_config step [8, 11], max_epochs 12,
+    # warmup and optimizer as coco-3x.
+    'coco-1x': StepRecipe(1e-4, 500, 0.001, 12, (8, 11), 0.1),
     # Swin paper (arXiv 2103.14030) appendix A2.2, HTC++ "6x": 72 epochs, x0.1 at 63
     # and 69; learning rate and warmup as coco-3x (the paper gives none for HTC++).
     'coco-6x': StepRecipe(1e-4, 500, 0.001, 72, (63, 69), 0.1),

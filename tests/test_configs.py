@@ -25,6 +25,9 @@ from swin_mm.models import arch_settings
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'configs')
 # Short alias: the OpenMMLab-convention file it stands for.
 CONFIG_OF = {
+    'mask_rcnn_swin_t_coco_1x': 'mask-rcnn_swin-t-p4-w7_fpn_ms-crop-1x_coco',
+    'mask_rcnn_swin_t_coco_3x': 'mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco',
+    'mask_rcnn_swin_s_coco_3x': 'mask-rcnn_swin-s-p4-w7_fpn_ms-crop-3x_coco',
     'cascade_mask_rcnn_swin_t_coco_3x':
         'cascade-mask-rcnn_swin-t-p4-w7_fpn_4conv1fc-giou_ms-crop-3x_coco',
     'cascade_mask_rcnn_swin_s_coco_3x':
@@ -49,6 +52,9 @@ CHANNELS = {size: [arch['embed_dims'] * 2 ** i for i in range(4)]
             for size, arch in ARCH.items()}
 # name: (arch, window, drop_path, pretrain size, checkpoint file)
 BACKBONES = {
+    'mask_rcnn_swin_t_coco_1x': ('T', 7, 0.1, 224, 'swin_tiny_patch4_window7_224.pth'),
+    'mask_rcnn_swin_t_coco_3x': ('T', 7, 0.2, 224, 'swin_tiny_patch4_window7_224.pth'),
+    'mask_rcnn_swin_s_coco_3x': ('S', 7, 0.2, 224, 'swin_small_patch4_window7_224.pth'),
     'cascade_mask_rcnn_swin_t_coco_3x': ('T', 7, 0.2, 224, 'swin_tiny_patch4_window7_224.pth'),
     'cascade_mask_rcnn_swin_s_coco_3x': ('S', 7, 0.2, 224, 'swin_small_patch4_window7_224.pth'),
     'cascade_mask_rcnn_swin_b_coco_3x': ('B', 7, 0.3, 224, 'swin_base_patch4_window7_224.pth'),
@@ -61,6 +67,7 @@ BACKBONES = {
     'upernet_swin_l_22k_ade20k_640': ('L', 12, 0.3, 384,
                                       'swin_large_patch4_window12_384_22k.pth'),
 }
+MASK_RCNN = [n for n in BACKBONES if n.startswith('mask_rcnn')]
 CASCADE = [n for n in BACKBONES if n.startswith('cascade')]
 HTCPP = [n for n in BACKBONES if n.startswith('htcpp')]
 UPERNET = [n for n in BACKBONES if n.startswith('upernet')]
@@ -115,7 +122,9 @@ def test_demo_inherits_its_recipe(demo, recipe):
 def test_backbone_and_optimizer(name):
     arch, window, drop_path, pretrain_size, checkpoint = BACKBONES[name]
     cfg = load(name)
-    assert cfg.custom_imports == dict(imports=['swin_mm'], allow_failed_imports=False)
+    # Detection configs also import the instance-segmentation TTA model (needs mmdet).
+    imports = ['swin_mm'] if name.startswith('upernet') else ['swin_mm', 'swin_mm.tta']
+    assert cfg.custom_imports == dict(imports=imports, allow_failed_imports=False)
     backbone = cfg.model.backbone
     assert backbone.type == 'SwinBackbone'
     for key, value in ARCH[arch].items():
@@ -138,6 +147,85 @@ def test_backbone_and_optimizer(name):
     assert optim.optimizer == dict(type='AdamW', lr=lr, betas=(0.9, 0.999), weight_decay=wd)
     assert optim.paramwise_cfg.custom_keys == NO_DECAY_KEYS
     assert cfg.train_dataloader.batch_size == 2  # x 8 GPUs = 16
+
+
+def check_ms_crop_data(cfg):
+    """Swin-Transformer-Object-Detection's DETR-style augmentation (shared by its Mask
+    R-CNN and Cascade Mask R-CNN recipes), single-scale test, bbox + segm every epoch."""
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    assert by_type(pipeline, 'RandomFlip').prob == 0.5
+    policies = by_type(pipeline, 'RandomChoice').transforms
+    assert len(policies) == 2
+    assert [t.type for t in policies[0]] == ['RandomChoiceResize']
+    assert [tuple(s) for s in policies[0][0].scales] == COCO_MS_SCALES
+    resize, crop, resize_again = policies[1]
+    assert [tuple(s) for s in resize.scales] == [(400, 1333), (500, 1333), (600, 1333)]
+    assert (crop.crop_type, tuple(crop.crop_size)) == ('absolute_range', (384, 600))
+    assert crop.allow_negative_crop is True
+    assert [tuple(s) for s in resize_again.scales] == COCO_MS_SCALES
+    test_resize = by_type(cfg.test_dataloader.dataset.pipeline, 'Resize')
+    assert tuple(test_resize.scale) == (1333, 800)
+    assert cfg.val_evaluator.metric == ['bbox', 'segm']
+    assert cfg.train_cfg.val_interval == 1 and cfg.default_hooks.checkpoint.interval == 1
+
+
+def check_test_cfg(test):
+    """The test settings Mask R-CNN and Cascade Mask R-CNN share in the Swin repository."""
+    assert (test.rpn.nms_pre, test.rpn.max_per_img) == (1000, 1000)
+    assert test.rcnn == dict(score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5),
+                             max_per_img=100, mask_thr_binary=0.5)
+
+
+@pytest.mark.parametrize('name', MASK_RCNN)
+def test_mask_rcnn_recipe(name):
+    """configs/_base_/models/mask_rcnn_swin_fpn.py and the three configs/swin/mask_rcnn_*
+    files of Swin-Transformer-Object-Detection@c7b2011."""
+    cfg = load(name)
+    model = cfg.model
+    assert model.type == 'MaskRCNN' and cfg.default_scope == 'mmdet'
+    assert model.neck == dict(type='FPN', in_channels=CHANNELS[BACKBONES[name][0]],
+                              out_channels=256, num_outs=5)
+    assert model.rpn_head.anchor_generator.scales == [8]
+    assert model.rpn_head.anchor_generator.ratios == [0.5, 1.0, 2.0]
+    assert model.rpn_head.loss_bbox == dict(type='L1Loss', loss_weight=1.0)
+    roi = model.roi_head
+    assert roi.type == 'StandardRoIHead'
+    head = roi.bbox_head
+    assert head.type == 'Shared2FCBBoxHead' and head.fc_out_channels == 1024
+    assert head.bbox_coder.target_stds == [0.1, 0.1, 0.2, 0.2]
+    assert head.reg_class_agnostic is False
+    assert head.loss_bbox == dict(type='L1Loss', loss_weight=1.0)
+    assert roi.mask_head.type == 'FCNMaskHead' and roi.mask_head.num_convs == 4
+    assert roi.mask_roi_extractor.roi_layer.output_size == 14
+    train = model.train_cfg
+    assert train.rpn.allowed_border == -1 and train.rpn.assigner.match_low_quality is True
+    assert (train.rpn_proposal.nms_pre, train.rpn_proposal.max_per_img) == (2000, 1000)
+    assert train.rcnn.assigner.pos_iou_thr == 0.5
+    assert train.rcnn.assigner.match_low_quality is True
+    assert (train.rcnn.sampler.num, train.rcnn.sampler.pos_fraction) == (512, 0.25)
+    assert train.rcnn.mask_size == 28
+    check_test_cfg(model.test_cfg)
+    check_ms_crop_data(cfg)
+    epochs, milestones = (12, [8, 11]) if name.endswith('_1x') else (36, [27, 33])
+    assert cfg.train_cfg.max_epochs == epochs
+    assert cfg.param_scheduler[-1].milestones == milestones
+    assert (cfg.param_scheduler[0].start_factor, cfg.param_scheduler[0].end) == (0.001, 501)
+
+
+@pytest.mark.parametrize('name', MASK_RCNN + CASCADE + HTCPP)
+def test_detection_tta(name):
+    """tools/test.py --tta: the mask-merging TTA model over scales x flips; HTC++ at
+    ViT-Adapter's six multi-scale-test scales, the others at mmdet 3.x's TTA scales."""
+    cfg = load(name)
+    assert cfg.tta_model == dict(type='InstanceSegTTAModel')
+    aug = by_type(cfg.tta_pipeline, 'TestTimeAug')
+    resizes, flips, annotations, pack = aug.transforms
+    scales = [(3000, s) for s in range(600, 1601, 200)] if name.startswith('htcpp') else \
+        [(1333, 800), (666, 400), (2000, 1200)]
+    assert [tuple(r.scale) for r in resizes] == scales
+    assert all(r.keep_ratio for r in resizes)
+    assert [f.prob for f in flips] == [0., 1.]
+    assert {'flip', 'flip_direction', 'scale_factor', 'img_shape'} <= set(pack[0].meta_keys)
 
 
 @pytest.mark.parametrize('name', CASCADE)
@@ -170,26 +258,8 @@ def test_cascade_recipe(name):
     for stage, iou in zip(train.rcnn, [0.5, 0.6, 0.7], strict=True):
         assert stage.assigner.pos_iou_thr == iou and stage.assigner.match_low_quality is False
         assert (stage.sampler.num, stage.sampler.pos_fraction) == (512, 0.25)
-    test = model.test_cfg
-    assert (test.rpn.nms_pre, test.rpn.max_per_img) == (1000, 1000)
-    assert test.rcnn == dict(score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5),
-                             max_per_img=100, mask_thr_binary=0.5)
-
-    pipeline = cfg.train_dataloader.dataset.pipeline
-    assert by_type(pipeline, 'RandomFlip').prob == 0.5
-    policies = by_type(pipeline, 'RandomChoice').transforms
-    assert len(policies) == 2
-    assert [t.type for t in policies[0]] == ['RandomChoiceResize']
-    assert [tuple(s) for s in policies[0][0].scales] == COCO_MS_SCALES
-    resize, crop, resize_again = policies[1]
-    assert [tuple(s) for s in resize.scales] == [(400, 1333), (500, 1333), (600, 1333)]
-    assert (crop.crop_type, tuple(crop.crop_size)) == ('absolute_range', (384, 600))
-    assert crop.allow_negative_crop is True
-    assert [tuple(s) for s in resize_again.scales] == COCO_MS_SCALES
-    test_resize = by_type(cfg.test_dataloader.dataset.pipeline, 'Resize')
-    assert tuple(test_resize.scale) == (1333, 800)
-    assert cfg.val_evaluator.metric == ['bbox', 'segm']
-    assert cfg.train_cfg.val_interval == 1 and cfg.default_hooks.checkpoint.interval == 1
+    check_test_cfg(model.test_cfg)
+    check_ms_crop_data(cfg)
 
 
 @pytest.mark.parametrize('name', HTCPP)
@@ -290,7 +360,7 @@ def fewer_rois(cfg):
     """Smaller RoI counts: they scale the heads' work on CPU, not what is built."""
     train, test = cfg.model.train_cfg, cfg.model.test_cfg
     train.rpn_proposal.update(nms_pre=200, max_per_img=100)
-    for stage in train.rcnn:
+    for stage in train.rcnn if isinstance(train.rcnn, list) else [train.rcnn]:
         stage.sampler.num = 32
     test.rpn.update(nms_pre=100, max_per_img=50)
 
@@ -318,7 +388,8 @@ def _tiered(names, quick):
     return [pytest.param(n, marks=() if n == quick else pytest.mark.slow) for n in names]
 
 
-@pytest.mark.parametrize('name', _tiered(CASCADE + HTCPP, 'cascade_mask_rcnn_swin_t_coco_3x'))
+@pytest.mark.parametrize('name', _tiered(MASK_RCNN + CASCADE + HTCPP,
+                                          'cascade_mask_rcnn_swin_t_coco_3x'))
 def test_detector_builds_and_computes_losses(name):
     cfg = load(name)
     fewer_rois(cfg)
@@ -328,7 +399,9 @@ def test_detector_builds_and_computes_losses(name):
     data = model.data_preprocessor(detection_batch(name.startswith('htcpp')), training=True)
     with torch.no_grad():  # a forward through every loss; backward would double the time
         losses = model(**data, mode='loss')
-    assert {'s0.loss_bbox', 's2.loss_mask', 'loss_rpn_cls'} <= set(losses)
+    expected = {'loss_bbox', 'loss_mask'} if name.startswith('mask_rcnn') else \
+        {'s0.loss_bbox', 's2.loss_mask'}
+    assert expected | {'loss_rpn_cls'} <= set(losses)
     loss = sum(v.sum() if isinstance(v, torch.Tensor) else sum(v)
                for k, v in losses.items() if 'loss' in k)
     assert torch.isfinite(loss)

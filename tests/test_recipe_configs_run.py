@@ -6,10 +6,12 @@ the tools' allow-list first, then the backbone's Pretrained init_cfg read throug
 ``read_checkpoint``, then mmengine's own ``torch.load`` of its checkpoint. Real mmengine Runner, mmdet/mmseg datasets,
 pipelines, heads and metrics (CocoMetric, IoUMetric). The data sits where the configs
 look (``data/coco``, ``data/ade``), so no data path is overridden; the test-side
-override shrinks image sizes 8x, proposal and RoI counts in proportion, and the backbone
-to a small SwinBackbone (its window, pretraining size and HTC++ global attention stay).
+override shrinks image sizes 8x, proposal and RoI counts in proportion, the backbone
+to a small SwinBackbone (its window, pretraining size and HTC++ global attention stay)
+and the detection heads' widths.
 """
 import glob
+import importlib.util
 import os
 import re
 from pathlib import Path
@@ -25,9 +27,10 @@ from swin_mm_dev.synthetic import write_ade20k, write_coco
 
 REPO = Path(__file__).resolve().parents[1]
 
-DETECTION = ['cascade_mask_rcnn_swin_t_coco_3x.py', 'cascade_mask_rcnn_swin_s_coco_3x.py',
-             'cascade_mask_rcnn_swin_b_coco_3x.py', 'htcpp_swin_b_coco.py',
-             'htcpp_swin_l_coco.py']
+DETECTION = ['mask_rcnn_swin_t_coco_1x.py', 'mask_rcnn_swin_t_coco_3x.py',
+             'mask_rcnn_swin_s_coco_3x.py', 'cascade_mask_rcnn_swin_t_coco_3x.py',
+             'cascade_mask_rcnn_swin_s_coco_3x.py', 'cascade_mask_rcnn_swin_b_coco_3x.py',
+             'htcpp_swin_b_coco.py', 'htcpp_swin_l_coco.py']
 SEGMENTATION = ['upernet_swin_t_ade20k.py', 'upernet_swin_s_ade20k.py',
                 'upernet_swin_b_ade20k.py', 'upernet_swin_b_22k_ade20k_640.py',
                 'upernet_swin_l_22k_ade20k_640.py']
@@ -64,25 +67,47 @@ def _scale_transforms(node) -> None:
             _scale_transforms(item)
 
 
+def narrow(node) -> None:
+    """FPN and detection heads 256 -> 32 channels, fully connected layers 1024 -> 64, in
+    place: the heads' structure stays the recipe's, their cost on CPU does not."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ('in_channels', 'out_channels', 'feat_channels', 'conv_out_channels') \
+                    and value == 256:
+                node[key] = 32
+            elif key == 'fc_out_channels' and value == 1024:
+                node[key] = 64
+            else:
+                narrow(value)
+    elif isinstance(node, list):
+        for item in node:
+            narrow(item)
+
+
 def shrink_for_cpu(cfg) -> None:
     """The test-side override: 1/8 image sizes, proposals and sampled RoIs cut to match,
-    one image per detection batch (RoIs are the heads' batch), a small backbone, data
-    loaded in-process, and every detection scored (an untrained 81-way classifier gives
-    each class about 1/81, below the recipe's 0.05 threshold), 10 per image."""
+    one image per detection batch (RoIs are the heads' batch), a small backbone and
+    narrow detection heads, data loaded in-process, and every detection scored (an
+    untrained 81-way classifier gives each class about 1/81, below the recipe's 0.05
+    threshold), 10 per image."""
     for split in ('train', 'val', 'test'):
         loader = cfg[f'{split}_dataloader']
         _scale_transforms(loader.dataset.pipeline)
         loader.update(num_workers=0, persistent_workers=False)
+    if 'tta_pipeline' in cfg:
+        _scale_transforms(cfg.tta_pipeline)
     model = cfg.model
     if model.data_preprocessor.get('size'):
         model.data_preprocessor.size = _scaled(model.data_preprocessor.size)
     model.backbone.update(SMALL)
     channels = [SMALL['embed_dims'] * 2 ** i for i in range(4)]
     if 'neck' in model:
+        narrow(model)
         model.neck.in_channels = channels
         cfg.train_dataloader.batch_size = 1
         model.train_cfg.rpn_proposal.update(nms_pre=100, max_per_img=50)
-        for stage in model.train_cfg.rcnn:
+        rcnn = model.train_cfg.rcnn
+        for stage in rcnn if isinstance(rcnn, list) else [rcnn]:
             stage.sampler.num = 8
         model.test_cfg.rpn.update(nms_pre=100, max_per_img=20)
         model.test_cfg.rcnn.update(score_thr=0.0, max_per_img=10)
@@ -101,8 +126,7 @@ def _stand_in_pretrained(cfg, path) -> str:
     return str(path)
 
 
-def _run(name, work_dir, phase, pretrained, options):
-    """One real Runner, built as tools/train.py builds it (allow-list included); its log."""
+def _shrunk_config(name, work_dir, phase, pretrained, options):
     cfg = load_config(str(REPO / 'configs' / name), str(work_dir))
     shrink_for_cpu(cfg)
     cfg.model.backbone.init_cfg.checkpoint = pretrained
@@ -110,9 +134,38 @@ def _run(name, work_dir, phase, pretrained, options):
     cfg.visualizer.name = cfg.experiment_name  # one visualizer per Runner in this process
     cfg.default_hooks.logger.interval = 1
     cfg.merge_from_dict(options)
-    build_runner(cfg, fit_to_machine(cfg, training=True)).train()
+    return cfg
+
+
+def _newest_log(work_dir):
     logs = sorted(glob.glob(str(work_dir / '*' / '*.log')), key=os.path.getmtime)
     return open(logs[-1]).read()
+
+
+def _run(name, work_dir, phase, pretrained, options):
+    """One real Runner, built as tools/train.py builds it (allow-list included); its log."""
+    cfg = _shrunk_config(name, work_dir, phase, pretrained, options)
+    build_runner(cfg, fit_to_machine(cfg, training=True)).train()
+    return _newest_log(work_dir)
+
+
+def _test_with_tta(name, work_dir, pretrained, checkpoint):
+    """tools/test.py CONFIG CHECKPOINT --tta on the shrunk config (written to a file, as
+    a user's config would be); its log."""
+    # One image, 5 proposals, 3 detections: every class of every proposal in every view
+    # is a candidate here (score threshold 0), HTC++'s soft-NMS is quadratic in them, and
+    # the mask heads run on every detection in every view (12 views for HTC++).
+    cfg = _shrunk_config(name, work_dir, 'tta', pretrained, {
+        'model.test_cfg.rpn.max_per_img': 5, 'model.test_cfg.rcnn.max_per_img': 3,
+        'test_dataloader.dataset.indices': 1})
+    work_dir.mkdir(parents=True, exist_ok=True)
+    config = work_dir / 'shrunk_config.py'  # written plainly: cfg.dump formats with yapf (s)
+    config.write_text(''.join(f'{key} = {value!r}\n' for key, value in cfg.to_dict().items()))
+    spec = importlib.util.spec_from_file_location('test_tool', REPO / 'tools' / 'test.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    tool.main([str(config), str(checkpoint), '--tta', '--work-dir', str(work_dir)])
+    return _newest_log(work_dir)
 
 
 @pytest.mark.slow
@@ -147,6 +200,11 @@ def test_recipe_trains_resumes_and_fine_tunes(name, data_dir, tmp_path, monkeypa
     ours, full = read_checkpoint(str(checkpoint)), torch.load(checkpoint, weights_only=False)
     assert ours['meta'] == full['meta'] and ours['state_dict'].keys() == full['state_dict'].keys()
     assert all(torch.equal(ours['state_dict'][k], v) for k, v in full['state_dict'].items())
+
+    if detection:  # multi-scale + flip test of the trained checkpoint, masks merged
+        log = _test_with_tta(name, tmp_path / 'tta', pretrained, checkpoint)
+        assert 'InstanceSegTTAModel' in log
+        assert re.search(r'Epoch\(test\) \[1/1\].*' + metric, log), log[-3000:]
 
     log = _run(name, work, 'resume', pretrained,
                {'resume': True, length: first + 1, **once})

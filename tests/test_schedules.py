@@ -15,10 +15,13 @@ from swin_mm_dev.schedule_check import PUBLISHED, check_schedule, recipe_of
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIR = os.path.join(ROOT, 'configs')
 # Written from the sources (configs/README.md): Swin-Transformer-Object-Detection's 3x
-# for the cascades, the microsoft/Swin-Transformer README's "3x" for HTC++ Swin-L, the
+# for the cascades and Mask R-CNN 3x, its 1x for Mask R-CNN Swin-T 1x, the microsoft/Swin-Transformer README's "3x" for HTC++ Swin-L, the
 # paper's 6x (A2.2) for HTC++ Swin-B, Swin-Transformer-Semantic-Segmentation's 160k for
 # every UPerNet.
 RECIPE = {
+    'mask_rcnn_swin_t_coco_1x': 'coco-1x',
+    'mask_rcnn_swin_t_coco_3x': 'coco-3x',
+    'mask_rcnn_swin_s_coco_3x': 'coco-3x',
     'cascade_mask_rcnn_swin_t_coco_3x': 'coco-3x',
     'cascade_mask_rcnn_swin_s_coco_3x': 'coco-3x',
     'cascade_mask_rcnn_swin_b_coco_3x': 'coco-3x',
@@ -53,7 +56,8 @@ def test_every_config_names_its_recipe():
 
 
 # The quick tier (make test) checks one config per schedule family; make test-all all.
-QUICK_SCHEDULES = ('cascade_mask_rcnn_swin_t_coco_3x', 'htcpp_swin_b_coco', 'upernet_swin_t_ade20k')
+QUICK_SCHEDULES = ('cascade_mask_rcnn_swin_t_coco_3x', 'mask_rcnn_swin_t_coco_1x',
+                   'htcpp_swin_b_coco', 'upernet_swin_t_ade20k')
 
 
 @pytest.mark.parametrize('name', [
@@ -66,7 +70,7 @@ def test_config_schedule_matches_published(name):
         _checked[key] = check_schedule(cfg)  # the recipe the config names
     report = _checked[key]
     assert report.recipe == RECIPE[name]
-    assert report.iterations == {'coco-3x': 36 * 7330, 'coco-6x': 72 * 7330,
+    assert report.iterations == {'coco-1x': 12 * 7330, 'coco-3x': 36 * 7330, 'coco-6x': 72 * 7330,
                                  'ade20k-160k': 160000}[RECIPE[name]]
     assert report.max_rel_error < 1e-9, report
 
@@ -82,6 +86,10 @@ def test_published_formulas_at_recipe_points():
     assert step[33 * 7330] == pytest.approx(1e-6)           # and 33
     assert len(PUBLISHED['coco-6x'].lrs(7330)) == 72 * 7330
     assert PUBLISHED['coco-6x'].lrs(7330)[63 * 7330] == pytest.approx(1e-5)
+    one_x = PUBLISHED['coco-1x'].lrs(7330)
+    assert len(one_x) == 12 * 7330 and one_x[500] == pytest.approx(1e-4)
+    assert one_x[8 * 7330 - 1] == pytest.approx(1e-4)
+    assert one_x[8 * 7330] == pytest.approx(1e-5) and one_x[11 * 7330] == pytest.approx(1e-6)
     poly = PUBLISHED['ade20k-160k'].lrs()
     assert poly[0] == pytest.approx(6e-5 * 1e-6)
     assert poly[1500] == pytest.approx(6e-5 * (1 - 1500 / 160000))

@@ -144,6 +144,8 @@ def test_console_shows_progress_and_choices_not_dumps(tmp_path):
                for key in (f'data_root={root}/', f'metainfo.classes=({classes})')]
     options += [f'{kind}_evaluator.ann_file={root}/annotations/instances_val2017.json'
                 for kind in ('val', 'test')]
+    options += ['train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+                'train_dataloader.batch_size=2']
     work = tmp_path / 'work'
     status, stdout, stderr = _finish(_start(['tools/dist_train.sh', DET_CONFIG, '2',
                                              '--work-dir', str(work), '--cfg-options',

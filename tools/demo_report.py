@@ -6,7 +6,6 @@ the baseline of predicting the most frequent class everywhere (scored by mmseg's
 IoUMetric, so both numbers are on the same scale).
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,15 +21,12 @@ from mmseg.registry import DATASETS  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
 
 from swin_mm_dev.checkpoint_safety import read_checkpoints_weights_only  # noqa: E402
+from swin_mm_dev.run_records import newest_scalars  # noqa: E402
 
 
 def read_scalars(work_dir: Path):
     """Training losses and validation mIoU by iteration, from the newest run's scalars.json."""
-    runs = sorted(work_dir.glob('*/vis_data/scalars.json'))
-    if not runs:
-        raise FileNotFoundError(f'expected <timestamp>/vis_data/scalars.json under {work_dir}, '
-                                'found none (has training run?)')
-    records = [json.loads(line) for line in runs[-1].read_text().splitlines() if line]
+    records = newest_scalars(work_dir)
     train = [(r['step'], r['loss']) for r in records if 'loss' in r]
     val = [(r['step'], r['mIoU']) for r in records if 'mIoU' in r]
     return train, val

@@ -3,7 +3,8 @@
     python tools/test.py CONFIG CHECKPOINT [--tta] [--work-dir DIR] [--cfg-options k=v ...]
     tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCESSES [same options]   # distributed
 --tta wraps the model in the config's tta_model and tests with its tta_pipeline
-(multi-scale + flip for the ADE20K configs).
+(multi-scale + flip: mmseg's SegTTAModel for the ADE20K configs, swin_mm.tta's
+InstanceSegTTAModel, which merges boxes and masks, for the COCO configs).
 """
 from swin_mm_dev.runner_setup import (build_runner, fit_to_machine, load_config, one_line_errors,
                                   parse_tool_args, process_group_released, tool_parser, use_tta)

@@ -5,6 +5,8 @@
 # in_channels are set by each leaf config.
 _base_ = ['./swin_backbone.py']
 
+# swin_mm.tta registers InstanceSegTTAModel (tools/test.py --tta; needs mmdet).
+custom_imports = dict(imports=['swin_mm', 'swin_mm.tta'], allow_failed_imports=False)
 num_classes = 80
 # Per-stage box-delta normalisation of the three cascade stages.
 cascade_target_stds = [[0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1],
@@ -108,3 +110,6 @@ model = dict(
         rcnn=dict(
             score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5), max_per_img=100,
             mask_thr_binary=0.5)))
+# tools/test.py --tta: boxes and masks of every tta_pipeline view merged (swin_mm.tta)
+# with the NMS, score threshold and max_per_img of test_cfg.rcnn.
+tta_model = dict(type='InstanceSegTTAModel')
