@@ -67,6 +67,9 @@ def test_dist_train_on_two_gloo_processes(seg_run):
     assert re.search(r"'world_size': 2|world_size: 2|Distributed training: True", run_log)
     assert (work_dir / 'iter_2.pth').exists() and (work_dir / 'iter_4.pth').exists()
     assert re.search(r'mIoU: \d+\.\d+', log)
+    # The per-class table names the synthetic classes, not ADE20K's first five.
+    assert re.search(r'\|\s+striped_hexagon\s+\|', log)
+    assert not re.search(r'\|\s+wall\s+\|', log)
 
 
 @pytest.mark.slow
