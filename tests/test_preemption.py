@@ -227,7 +227,8 @@ def test_detection_killed_five_times_ends_bit_identical(tmp_path):
                  for kind in ('val', 'test')],
                f'train_cfg.max_epochs={epochs}', 'train_cfg.val_interval=2',
                'default_hooks.checkpoint.by_epoch=False', 'default_hooks.checkpoint.interval=1',
-               'default_hooks.checkpoint.max_keep_ckpts=2']
+               'default_hooks.checkpoint.max_keep_ckpts=2', 'default_hooks.logger.interval=1',
+               'train_dataloader.batch_size=2']
     reference = Launch(DET_CONFIG, tmp_path / 'reference', options, False).finish()
     iterations = epochs * per_epoch
     moments = _moments(random.Random(SEED + 1), 2 * per_epoch, iterations)
