@@ -19,6 +19,7 @@ from mmengine.registry import HOOKS
 from mmengine.runner import CheckpointLoader, find_latest_checkpoint
 
 from swin_mm.checkpoints.errors import CheckpointError
+from swin_mm.checkpoints.layouts import unwrap
 from swin_mm.checkpoints.reading import read_checkpoint
 
 # mmengine's schemes whose bytes read_checkpoint fetches itself: local paths, URLs, and
@@ -41,12 +42,6 @@ def read_checkpoints_weights_only() -> None:
                                      force=True)
 
 
-def _state_dict(checkpoint) -> dict:
-    if isinstance(checkpoint, dict) and isinstance(checkpoint.get('state_dict'), dict):
-        return checkpoint['state_dict']
-    return checkpoint if isinstance(checkpoint, dict) else {}
-
-
 @HOOKS.register_module()
 class CheckpointHoldsModelWeightsHook(Hook):
     """Refuse a checkpoint (``load_from``, ``--resume``, tools/test.py's) in which none
@@ -60,7 +55,7 @@ class CheckpointHoldsModelWeightsHook(Hook):
             model = model.module
         wanted = set(model.state_dict())
         tensors = [key[len('module.'):] if key.startswith('module.') else key
-                   for key, value in _state_dict(checkpoint).items()
+                   for key, value in unwrap(checkpoint).items()
                    if isinstance(value, torch.Tensor)]
         if wanted.intersection(tensors):
             return

@@ -129,16 +129,21 @@ def test_with_cp_gives_the_same_outputs_and_gradients():
     assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])
 
 
-def test_bf16_autocast_runs_forward_and_backward():
-    model = ours_from(mmpretrain_peer(window=4), window=4).train()
+def test_bf16_autocast_is_as_accurate_as_mmpretrain_under_the_same_autocast():
+    """Error against mmpretrain's float32 output: ours under bf16 autocast within 2x of
+    mmpretrain's own under the same autocast (and gradients finite)."""
+    peer = mmpretrain_peer(window=4)
+    model = ours_from(peer, window=4).train()
     x = images(1, 48, 48)
     with torch.no_grad():
-        reference = model(x)
+        exact = peer(x)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            theirs = max_diff([o.float() for o in peer(x)], exact)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         out = model(x)
-    assert all(o.dtype == torch.bfloat16 and torch.isfinite(o).all() for o in out)
-    # bf16 has 8 bits of mantissa; the outputs are normalised (order 1)
-    assert max_diff([o.float() for o in out], reference) < 0.25
+    assert all(o.dtype == torch.bfloat16 for o in out)
+    ours = max_diff([o.float() for o in out], exact)
+    assert 0 < ours <= 2 * theirs, (ours, theirs)  # measured: 0.200 vs 0.138
     sum(o.float().square().mean() for o in out).backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
