@@ -72,3 +72,26 @@ def test_cuda_without_a_gpu_is_a_one_line_error():
 def test_bad_size_is_refused_with_the_expected_form(text):
     with pytest.raises(ValueError, match='512x512|positive'):
         parse_size(text)
+
+
+@pytest.mark.slow
+def test_v2_benchmark_runs_end_to_end_with_both_peers(tmp_path):
+    """SwinV2-T against mmpretrain's and timm's V2 with the same weights: mmpretrain is
+    the same function at every size; timm (padding after the roll, timm#2438) only where
+    every stage map is a window multiple (256x256 at window 8, not 200x336)."""
+    report_path = tmp_path / 'report.json'
+    done = subprocess.run(
+        [sys.executable, str(REPO / 'tools' / 'benchmark_v2.py'), '--sizes', '256x256',
+         '200x336', '--train-size', '64x64', '--repeats', '1', '--json', str(report_path)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(report_path.read_text())
+    assert report['machine'].startswith(cpu_model()) and cpu_model() in done.stdout
+    square, odd, train = report['rows']
+    assert max(square['max_abs_diff'].values()) <= 1e-4
+    assert odd['max_abs_diff']['mmpretrain'] <= 1e-4 < odd['max_abs_diff']['timm']
+    assert 'timm' in done.stdout.splitlines()[1] and 'not the same function' in done.stdout
+    assert set(train['memory']) == {'swin_mm', 'mmpretrain', 'timm'}
+    for row in report['rows']:
+        assert all(stats['runs'] == 1 and stats['median_ms'] > 0
+                   for stats in row['times'].values())

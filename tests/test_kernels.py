@@ -8,7 +8,7 @@ import torch
 from helpers import CPU_FLASH, randomize_
 from swin_mm import SwinBackbone, compat
 from swin_mm.geometry import WindowTables
-from swin_mm.kernels import attention, mlp, select_kernels
+from swin_mm.kernels import attention, lean_attention, mlp, select_kernels
 from swin_mm.kernels.probes import Capabilities, running_torch
 from swin_mm.kernels.selection import build_kernels, cpu_mlp, cpu_window_attention
 from swin_mm.models.swin_block import SwinFFN, WindowAttention
@@ -61,7 +61,7 @@ def test_model_mask_is_contiguous_and_fast_attention_matches_reference(shifted, 
                                   windows)
     fast = [_attention_result(SDPA_WINDOW_ATTENTION, module, geometry, windows)]
     if CPU_FLASH:
-        fast.append(_attention_result(attention.lean_window_attention, module, geometry,
+        fast.append(_attention_result(lean_attention.lean_window_attention, module, geometry,
                                       windows, **LEAN_ATTENTION))
     for result in fast:
         assert _max_relative_diff(result, reference) <= tol
@@ -80,7 +80,7 @@ def test_lean_attention_reads_a_strided_mask_correctly():
                           generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         args = (windows, module.qkv, strided, 3, module.scale)
-        fast = attention.lean_window_attention(*args, **LEAN_ATTENTION)
+        fast = lean_attention.lean_window_attention(*args, **LEAN_ATTENTION)
         reference = attention.reference_window_attention(*args)
     assert float((fast - reference).abs().max()) <= 1e-5
 

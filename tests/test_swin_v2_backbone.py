@@ -129,21 +129,30 @@ def test_with_cp_gives_the_same_outputs_and_gradients():
     assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])
 
 
+def _relative_rms(got, exact) -> float:
+    """Root-mean-square error over root-mean-square value, averaged over the outputs."""
+    return sum(float((g.float() - e).square().mean().sqrt() / e.square().mean().sqrt())
+               for g, e in zip(got, exact)) / len(exact)
+
+
 def test_bf16_autocast_is_as_accurate_as_mmpretrain_under_the_same_autocast():
-    """Error against mmpretrain's float32 output: ours under bf16 autocast within 2x of
-    mmpretrain's own under the same autocast (and gradients finite)."""
+    """Relative RMS error against mmpretrain's float32 output: ours in training mode
+    under bf16 autocast within 1.15x of mmpretrain's own under the same autocast (and
+    gradients finite). Measured on 4 seeds: ours 0.0178, 0.0230, 0.0198, 0.0155 against
+    mmpretrain's 0.0184, 0.0232, 0.0213, 0.0169. (The largest absolute difference, a
+    noisier statistic, once suggested a gap: 0.20 against 0.14 on one map.)"""
     peer = mmpretrain_peer(window=4)
     model = ours_from(peer, window=4).train()
-    x = images(1, 48, 48)
+    x = images(2, 64, 48)
     with torch.no_grad():
         exact = peer(x)
         with torch.autocast('cpu', dtype=torch.bfloat16):
-            theirs = max_diff([o.float() for o in peer(x)], exact)
+            theirs = _relative_rms(peer(x), exact)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         out = model(x)
     assert all(o.dtype == torch.bfloat16 for o in out)
-    ours = max_diff([o.float() for o in out], exact)
-    assert 0 < ours <= 2 * theirs, (ours, theirs)  # measured: 0.200 vs 0.138
+    ours = _relative_rms(out, exact)
+    assert 0 < ours <= 1.15 * theirs, (ours, theirs)
     sum(o.float().square().mean() for o in out).backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 

@@ -1,15 +1,20 @@
-"""Speed and memory of SwinV2Backbone against mmpretrain's SwinTransformerV2, same weights.
+"""Speed and memory of SwinV2Backbone against mmpretrain's and timm's SwinTransformerV2,
+same weights, one run.
 
     .venv/bin/python tools/benchmark_v2.py --sizes 512x512 800x1344 --train-size 512x512 \
         --repeats 3 --json benchmark_v2.json
 
-SwinV2-T at window 8 on both sides; mmpretrain with ``pad_small_map=True`` (the same
-function at every size: it pads before the roll and never shrinks windows) and all four
-outputs. For each forward size (eval, no_grad, batch 1) it checks that the outputs agree
-and times both A/B-interleaved after one warm-up (median and quartiles); the training
-step (forward + backward, batch 2, drop_path 0) is timed the same way and its peak memory
-measured in a fresh process per model (swin_mm_dev/benchmark/memory.py). The report names
-the CPU it ran on. timm's V2 is not included (it pads after the roll: timm#2438).
+SwinV2-T at window 8 everywhere (swin_mm_dev/benchmark/models_v2.py). mmpretrain with
+``pad_small_map=True`` (the same function at every size: it pads before the roll and
+never shrinks windows); timm built for each size with ``always_partition=True`` (never
+shrinks windows), plus output norms as the OpenMMLab backbones have. For each forward
+size (eval, no_grad, batch 1) it reports each peer's largest difference from our
+outputs and times all three A/B-interleaved after one warm-up (median and quartiles);
+the training step (forward + backward, batch 2, drop_path 0) is timed the same way and
+its peak memory measured in a fresh process per model (swin_mm_dev/benchmark/memory.py).
+timm pads after the cyclic shift (timm#2438): its outputs agree with ours only where
+every stage map is a window multiple (512x512 at window 8, not 800x1344); the row says
+so. The report names the CPU it ran on.
 """
 import argparse
 import json
@@ -18,33 +23,20 @@ import sys
 
 import torch
 
-from swin_mm import SwinV2Backbone
-from swin_mm.models import arch_settings
 from swin_mm_dev.benchmark import machine
 from swin_mm_dev.benchmark.memory import peak_step_memory_mib
 from swin_mm_dev.benchmark.models import parse_size
+from swin_mm_dev.benchmark.models_v2 import IMPLEMENTATIONS_V2, build_v2
 from swin_mm_dev.benchmark.steps import forward_step, training_step
 from swin_mm_dev.benchmark.timing import interleaved
 
-IMPLS = ('swin_mm', 'mmpretrain')
+PEERS = IMPLEMENTATIONS_V2[1:]
+# Largest difference from our outputs that counts as the same function (float32).
+SAME_FUNCTION = 1e-4
 
 
-def build_pair(arch: str, window: int, seed: int = 0):
-    """{impl: model}: mmpretrain's V2 randomly initialised (post-norms perturbed so that no
-    block is the identity), ours loaded from its state dict through the load hook."""
-    from mmpretrain.models.backbones import SwinTransformerV2
-    torch.manual_seed(seed)
-    peer = SwinTransformerV2(arch=arch, img_size=256, window_size=window, drop_path_rate=0.,
-                             out_indices=(0, 1, 2, 3), pad_small_map=True)
-    peer.init_weights()
-    with torch.no_grad():
-        for name, param in peer.named_parameters():
-            if 'norm' in name:
-                param.add_(0.1 * torch.randn_like(param))
-    ours = SwinV2Backbone(**arch_settings(arch, 'swinv2'), window_size=window,
-                          drop_path_rate=0.)
-    ours.load_state_dict(peer.state_dict())
-    return {'swin_mm': ours, 'mmpretrain': peer}
+def build_all(arch: str, window: int, size) -> dict:
+    return {impl: build_v2(impl, arch, window, img_size=size) for impl in IMPLEMENTATIONS_V2}
 
 
 def measure_memory(impl: str, arch: str, window: int, size, batch: int) -> dict:
@@ -56,6 +48,46 @@ def measure_memory(impl: str, arch: str, window: int, size, batch: int) -> dict:
                                      text=True).stdout.strip().splitlines()[-1])
 
 
+def forward_row(arch: str, window: int, size, repeats: int) -> dict:
+    models = build_all(arch, window, size)
+    images = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0))
+    steps = {impl: forward_step(model, images) for impl, model in models.items()}
+    outputs = {impl: step() for impl, step in steps.items()}
+    diffs = {peer: max(float((a - b).abs().max())
+                       for a, b in zip(outputs['swin_mm'], outputs[peer])) for peer in PEERS}
+    times = interleaved(steps, repeats=repeats, warmup=0)
+    return dict(step='forward', size=size, batch=1, max_abs_diff=diffs, times=times)
+
+
+def training_row(arch: str, window: int, size, batch: int, repeats: int) -> dict:
+    models = build_all(arch, window, size)
+    images = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(1))
+    steps = {impl: training_step(model, images) for impl, model in models.items()}
+    times = interleaved(steps, repeats=repeats, warmup=1)
+    memory = {impl: measure_memory(impl, arch, window, size, batch)
+              for impl in IMPLEMENTATIONS_V2}
+    return dict(step='train', size=size, batch=batch, times=times, memory=memory)
+
+
+def describe(row: dict) -> str:
+    ours = row['times']['swin_mm']['median_ms']
+    parts = [f"{row['step']:8s} {row['batch']}x{row['size'][0]}x{row['size'][1]}: "
+             f"ours {ours:.0f} ms"]
+    for peer in PEERS:
+        peer_ms = row['times'][peer]['median_ms']
+        text = f"{peer} {peer_ms:.0f} ms ({peer_ms / ours:.2f}x)"
+        if 'memory' in row:
+            text += (f", memory {row['memory'][peer]['peak_mib']:.0f} MiB (ours/"
+                     f"{peer} {row['memory']['swin_mm']['peak_mib'] / row['memory'][peer]['peak_mib']:.2f})")
+        else:
+            diff = row['max_abs_diff'][peer]
+            text += f", diff {diff:.1e}" + ('' if diff <= SAME_FUNCTION else ' (not the same function)')
+        parts.append(text)
+    if 'memory' in row:
+        parts[0] += f", memory {row['memory']['swin_mm']['peak_mib']:.0f} MiB"
+    return '; '.join(parts)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--arch', default='tiny')
@@ -65,46 +97,21 @@ def main(argv=None) -> None:
     parser.add_argument('--batch', type=int, default=2)
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--json', default=None)
-    parser.add_argument('--memory-child', choices=IMPLS, default=None, help=argparse.SUPPRESS)
+    parser.add_argument('--memory-child', choices=IMPLEMENTATIONS_V2, default=None,
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    models = build_pair(args.arch, args.window)
     if args.memory_child:
+        model = build_v2(args.memory_child, args.arch, args.window, img_size=args.train_size)
         images = torch.randn(args.batch, 3, *args.train_size)
-        print(json.dumps(peak_step_memory_mib(training_step(models[args.memory_child], images))))
+        print(json.dumps(peak_step_memory_mib(training_step(model, images))))
         return
-    rows = []
-    for size in args.sizes:
-        images = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0))
-        steps = {impl: forward_step(model, images) for impl, model in models.items()}
-        outputs = {impl: step() for impl, step in steps.items()}
-        diff = max(float((a - b).abs().max())
-                   for a, b in zip(outputs['swin_mm'], outputs['mmpretrain']))
-        times = interleaved(steps, repeats=args.repeats, warmup=0)
-        rows.append(dict(step='forward', size=size, batch=1, max_abs_diff=diff, times=times,
-                         ratio=times['mmpretrain']['median_ms'] / times['swin_mm']['median_ms']))
-    images = torch.randn(args.batch, 3, *args.train_size,
-                         generator=torch.Generator().manual_seed(1))
-    steps = {impl: training_step(model, images) for impl, model in models.items()}
-    times = interleaved(steps, repeats=args.repeats, warmup=1)
-    memory = {impl: measure_memory(impl, args.arch, args.window, args.train_size, args.batch)
-              for impl in IMPLS}
-    rows.append(dict(step='train', size=args.train_size, batch=args.batch, times=times,
-                     ratio=times['mmpretrain']['median_ms'] / times['swin_mm']['median_ms'],
-                     memory=memory,
-                     memory_ratio=memory['swin_mm']['peak_mib'] / memory['mmpretrain']['peak_mib']))
+    rows = [forward_row(args.arch, args.window, size, args.repeats) for size in args.sizes]
+    rows.append(training_row(args.arch, args.window, args.train_size, args.batch,
+                             args.repeats))
     report = dict(machine=machine.describe(torch.device('cpu')), arch=args.arch,
                   window=args.window, threads=torch.get_num_threads(), rows=rows)
     for row in rows:
-        line = (f"{row['step']:8s} {row['batch']}x{row['size'][0]}x{row['size'][1]}: "
-                f"ours {row['times']['swin_mm']['median_ms']:.0f} ms, mmpretrain "
-                f"{row['times']['mmpretrain']['median_ms']:.0f} ms, speed-up {row['ratio']:.2f}x")
-        if 'memory' in row:
-            line += (f", peak memory ours {row['memory']['swin_mm']['peak_mib']:.0f} MiB vs "
-                     f"{row['memory']['mmpretrain']['peak_mib']:.0f} MiB "
-                     f"({row['memory_ratio']:.2f}x)")
-        else:
-            line += f", max abs diff {row['max_abs_diff']:.2e}"
-        print(line)
+        print(describe(row))
     print(report['machine'])
     if args.json:
         with open(args.json, 'w') as out:

@@ -1,8 +1,9 @@
 """The kernel layer: every op of the Swin block that has a fast path, with its
 reference in plain public torch ops beside it (same arguments, same result).
 
-- :mod:`.attention`: window attention (reference, SDPA, CPU flash + lean backward)
+- :mod:`.attention`: window attention (reference, SDPA)
 - :mod:`.cosine_attention`: Swin V2's cosine window attention (reference, SDPA)
+- :mod:`.lean_attention`: both on the CPU: flash forward, lean backward
 - :mod:`.mlp`: the block's MLP (reference modules, chunked lean GELU MLP)
 - :mod:`.partition`: window partition and merge (reference, lean)
 - :mod:`.selection`: which one runs, fallbacks included: ``select_kernels``

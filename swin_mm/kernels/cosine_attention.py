@@ -15,7 +15,9 @@ implementations (same arguments, same result):
   code's math (explicit normalise, matmul, scale, + bias + mask, softmax, @ v);
 - :func:`sdpa_cosine_window_attention`: the same through one
   ``F.scaled_dot_product_attention`` call per image (fused kernels where the device
-  and torch have them).
+  and torch have them);
+- :func:`.lean_attention.lean_cosine_window_attention`: the CPU flash kernel forward and
+  a lean backward.
 
 :mod:`.selection` decides which one runs.
 """

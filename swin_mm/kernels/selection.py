@@ -10,13 +10,14 @@
 - the CPU: the lean kernels the running torch was found to provide (:mod:`.probes`,
   probed lazily), the reference for any op it lacks; under torch.compile they work in
   one chunk (the compiler fuses by itself).
-- Swin V2's cosine window attention: public SDPA everywhere but under capture and in
-  reference mode (:mod:`.cosine_attention`).
+- Swin V2's cosine window attention: on the CPU the lean kernel like V1's attention,
+  elsewhere public SDPA (:mod:`.cosine_attention`, :mod:`.lean_attention`).
 
-Two fallbacks depend on the call and are decided here too, per call:
-:func:`cpu_window_attention` takes the reference under attention dropout or a compute
-dtype the flash kernel was not found to handle (autocast included), and :func:`cpu_mlp`
-takes the MLP's own modules for another activation than exact GELU or under dropout.
+Three fallbacks depend on the call and are decided here too, per call:
+:func:`cpu_window_attention` takes the reference (:func:`cpu_cosine_window_attention`
+public SDPA) under attention dropout or a compute dtype the flash kernel was not found
+to handle (autocast included), and :func:`cpu_mlp` takes the MLP's own modules for
+another activation than exact GELU or under dropout.
 """
 import functools
 from dataclasses import dataclass
@@ -27,13 +28,13 @@ import torch.nn as nn
 
 from ..compat import is_compiling
 from .attention import (
-    lean_window_attention, reference_attention, reference_window_attention, sdpa_attention,
-    sdpa_window_attention
+    reference_attention, reference_window_attention, sdpa_attention, sdpa_window_attention
 )
 from .cosine_attention import (
     reference_cosine_window_attention, sdpa_cosine_window_attention
 )
 from .custom_functions import DEFAULT_SCRATCH_BYTES, compute_dtype
+from .lean_attention import lean_cosine_window_attention, lean_window_attention
 from .mlp import lean_gelu_mlp, reference_mlp
 from .partition import lean_merge, lean_partition, reference_merge, reference_partition
 from .probes import Capabilities, running_torch
@@ -87,6 +88,19 @@ def cpu_window_attention(windows, qkv, attn_mask, num_heads: int, scale: float,
                                  scratch_bytes=scratch_bytes)
 
 
+def cpu_cosine_window_attention(windows, weight, bias, scale, attn_mask, num_heads: int,
+                                dropout_p: float = 0., *, scratch_bytes: Optional[int],
+                                flash_dtypes: Sequence[torch.dtype],
+                                takes_scale: bool) -> torch.Tensor:
+    """The lean cosine attention, or public SDPA under attention dropout or for a
+    compute dtype the running torch's flash kernel was not found to handle."""
+    if dropout_p or compute_dtype(windows) not in flash_dtypes:
+        return sdpa_cosine_window_attention(windows, weight, bias, scale, attn_mask,
+                                            num_heads, dropout_p, takes_scale=takes_scale)
+    return lean_cosine_window_attention(windows, weight, bias, scale, attn_mask, num_heads,
+                                        scratch_bytes=scratch_bytes)
+
+
 def cpu_mlp(x, layers, *, scratch_bytes: Optional[int]) -> torch.Tensor:
     """The lean GELU MLP for exact GELU without active dropout; else the modules."""
     (fc1, act, drop_hidden), fc2, drop_out = layers[0], layers[1], layers[2]
@@ -104,7 +118,7 @@ def build_kernels(device_type: str, mode: str, scratch_bytes: Optional[int],
     if mode == 'reference':
         return REFERENCE_KERNELS
     sdpa = functools.partial(sdpa_attention, takes_scale=capabilities.sdpa_scale)
-    # Swin V2's cosine attention: public SDPA on every device (its logit scale and the
+    # Swin V2's cosine attention: public SDPA off the CPU (its logit scale and the
     # normalisation are elementwise; SDPA picks the fused kernel the device has).
     cosine = functools.partial(sdpa_cosine_window_attention,
                                takes_scale=capabilities.sdpa_scale)
@@ -116,6 +130,9 @@ def build_kernels(device_type: str, mode: str, scratch_bytes: Optional[int],
     if capabilities.cpu_flash_dtypes and capabilities.softmax_backward_out:
         attention = functools.partial(cpu_window_attention, scratch_bytes=scratch_bytes,
                                       flash_dtypes=capabilities.cpu_flash_dtypes)
+        cosine = functools.partial(cpu_cosine_window_attention, scratch_bytes=scratch_bytes,
+                                   flash_dtypes=capabilities.cpu_flash_dtypes,
+                                   takes_scale=capabilities.sdpa_scale)
     mlp = reference_mlp
     if capabilities.gelu_out_kernels:
         mlp = functools.partial(cpu_mlp, scratch_bytes=scratch_bytes)

@@ -56,14 +56,19 @@ def _timm_swin(kwargs: dict, img_size: Tuple[int, int]) -> torch.nn.Module:
 
 
 class TimmSwin(torch.nn.Module):
-    """timm's SwinTransformer plus the per-stage output LayerNorms (norm0..3) the
-    OpenMMLab backbones have, so its four NCHW maps mean the same as theirs."""
+    """A timm Swin (V1 or V2) plus the per-stage output LayerNorms (norm0..3) the
+    OpenMMLab backbones have, so its four NCHW maps mean the same as theirs.
 
-    def __init__(self, kwargs: dict, img_size):
+    Args:
+        swin (nn.Module): timm's ``SwinTransformer`` or ``SwinTransformerV2``.
+        embed_dims (int): channels of its first stage.
+    """
+
+    def __init__(self, swin: torch.nn.Module, embed_dims: int):
         super().__init__()
-        self.swin = _timm_swin(kwargs, img_size)
+        self.swin = swin
         self.norms = torch.nn.ModuleList(
-            torch.nn.LayerNorm(kwargs['embed_dims'] * 2 ** i) for i in range(4))
+            torch.nn.LayerNorm(embed_dims * 2 ** i) for i in range(4))
 
     def forward(self, images: torch.Tensor):
         stages = self.swin.forward_intermediates(images, intermediates_only=True)
@@ -93,7 +98,7 @@ def build(impl: str, kwargs: dict, with_cp: bool = False, seed: int = 0,
         raise ValueError(f'impl must be one of {IMPLEMENTATIONS}, got {impl!r}')
     timm_weights, mmdet_weights = _weights(kwargs, seed)
     if impl == 'timm':
-        model = TimmSwin(kwargs, img_size)
+        model = TimmSwin(_timm_swin(kwargs, img_size), kwargs['embed_dims'])
         model.swin.load_state_dict(timm_weights, strict=True)
         model.norms.load_state_dict({f'{i}.{name}': mmdet_weights[f'norm{i}.{name}']
                                      for i in range(4) for name in ('weight', 'bias')})
