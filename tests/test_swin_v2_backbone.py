@@ -199,11 +199,38 @@ def test_registered_in_mmdet_and_mmseg(scope):
 
 def test_arch_zoo_matches_mmpretrain():
     from swin_mm.models import arch_settings
-    for size in ('tiny', 'small', 'base', 'large'):
+    for size in ('tiny', 'small', 'base', 'large', 'huge', 'giant'):
         theirs = SwinTransformerV2.arch_zoo[size]
         ours = arch_settings(size, 'swinv2')
-        assert ours == dict(embed_dims=theirs['embed_dims'], depths=tuple(theirs['depths']),
-                            num_heads=tuple(theirs['num_heads']))
+        assert dict(ours, extra_norm_every_n_blocks=ours.get('extra_norm_every_n_blocks', 0)) \
+            == dict(embed_dims=theirs['embed_dims'], depths=tuple(theirs['depths']),
+                    num_heads=tuple(theirs['num_heads']),
+                    extra_norm_every_n_blocks=theirs['extra_norm_every_n_blocks'])
+
+
+def test_extra_norm_every_n_blocks_equals_mmpretrain():
+    """The H/G sizes' extra norm (here every 2 blocks, so each stage has some): same
+    keys (``blocks.j.norm3``) and outputs as mmpretrain's at an odd size."""
+    settings = dict(embed_dims=8, depths=[2, 2, 4, 2], num_heads=[2, 2, 4, 4],
+                    extra_norm_every_n_blocks=2)
+    torch.manual_seed(0)
+    peer = SwinTransformerV2(arch=settings, img_size=64, window_size=4, drop_path_rate=0.,
+                             out_indices=(0, 1, 2, 3), pad_small_map=True)
+    with torch.no_grad():
+        for name, param in peer.named_parameters():
+            if 'norm' in name:
+                param.add_(0.5 * torch.randn_like(param))
+    model = SwinV2Backbone(**dict(settings, depths=(2, 2, 4, 2), num_heads=(2, 2, 4, 4)),
+                           window_size=4, drop_path_rate=0.)
+    model.load_state_dict(peer.state_dict(), strict=True)
+    assert [j for j, block in enumerate(model.stages[2].blocks) if block.norm3 is not None] == [1, 3]
+    x = images(1, 45, 67)
+    peer.eval()  # its train() returns None
+    with torch.no_grad():
+        assert max_diff(model.eval()(x), peer(x)) <= TOLERANCE
+    with pytest.raises(ValueError, match='extra_norm_every_n_blocks must be an int >= 0, '
+                                         'got -1'):
+        SwinV2Backbone(extra_norm_every_n_blocks=-1)
 
 
 @pytest.mark.slow

@@ -172,7 +172,7 @@ class SwinBackbone(BaseModule):
 
         self._add_stages(
             depths, window, drop_path_rate, with_cp,
-            make_block=lambda i, rate: SwinBlock(
+            make_block=lambda i, _, rate: SwinBlock(
                 self.num_features[i], num_heads[i], int(mlp_ratio * self.num_features[i]),
                 window, qkv_bias=qkv_bias, qk_scale=qk_scale, drop_rate=drop_rate,
                 attn_drop_rate=attn_drop_rate, drop_path_rate=rate, act_cfg=act_cfg,
@@ -186,7 +186,8 @@ class SwinBackbone(BaseModule):
 
     def _add_stages(self, depths, window, drop_path_rate: float, with_cp: bool,
                     make_block: Callable, make_downsample: Callable) -> None:
-        """``self.stages``: stage i of ``make_block(i, drop path rate)`` blocks, then
+        """``self.stages``: stage i of blocks ``make_block(i, j, drop path rate)`` (j the
+        block's index in the stage), then
         ``make_downsample(i)`` but in the last stage; drop path rising linearly from 0
         over all blocks to `drop_path_rate`."""
         # On the CPU explicitly, so the model can also be built on the meta device.
@@ -194,7 +195,8 @@ class SwinBackbone(BaseModule):
         self.stages = nn.ModuleList()
         for i in range(len(depths)):
             downsample = make_downsample(i) if i < len(depths) - 1 else None
-            blocks = (make_block(i, rate) for rate in rates[sum(depths[:i]):sum(depths[:i + 1])])
+            blocks = (make_block(i, j, rate)
+                      for j, rate in enumerate(rates[sum(depths[:i]):sum(depths[:i + 1])]))
             self.stages.append(SwinStage(blocks, window, downsample, with_cp))
 
     def _add_outputs(self, global_attn: Union[bool, dict], attn_defaults: dict,

@@ -65,6 +65,9 @@ class SwinV2Backbone(SwinBackbone):
             weights, which normalises the position-bias coordinates: an int, an (h, w)
             pair, or one int or pair per stage (the official 22K->1K configs use
             ``[12, 12, 12, 6]``); 0 means the stage's own window. Default: 0.
+        extra_norm_every_n_blocks (int): a LayerNorm (``norm3``) after every n-th block
+            of a stage, as the paper's SwinV2-H and -G (n = 6) and mmpretrain have; 0
+            for none, as in the official code and its T/S/B/L checkpoints. Default: 0.
         mlp_ratio (float): MLP hidden channels per token channel. Default: 4.
         depths (Sequence[int]): blocks per stage. Default: (2, 2, 6, 2).
         num_heads (Sequence[int]): attention heads per stage. Default: (3, 6, 12, 24).
@@ -105,6 +108,7 @@ class SwinV2Backbone(SwinBackbone):
                  patch_size: int = 4,
                  window_size: Union[int, Tuple[int, int]] = 8,
                  pretrained_window_size: Union[int, Sequence] = 0,
+                 extra_norm_every_n_blocks: int = 0,
                  mlp_ratio: float = 4,
                  depths: Sequence[int] = (2, 2, 6, 2),
                  num_heads: Sequence[int] = (3, 6, 12, 24),
@@ -134,6 +138,10 @@ class SwinV2Backbone(SwinBackbone):
                        drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
                        drop_path_rate=drop_path_rate, scratch_bytes=scratch_bytes,
                        flags=dict(qkv_bias=qkv_bias, patch_norm=patch_norm, with_cp=with_cp))
+        if (not isinstance(extra_norm_every_n_blocks, int)
+                or isinstance(extra_norm_every_n_blocks, bool) or extra_norm_every_n_blocks < 0):
+            raise ValueError(f'extra_norm_every_n_blocks must be an int >= 0, got '
+                             f'{extra_norm_every_n_blocks!r}')
         if not isinstance(global_attn, (bool, dict)):
             raise TypeError(f'global_attn must be a bool or a dict, got {global_attn!r}')
         num_stages = len(depths)
@@ -152,11 +160,13 @@ class SwinV2Backbone(SwinBackbone):
         self.drop_after_pos = nn.Dropout(p=drop_rate)
         self._add_stages(
             depths, window, drop_path_rate, with_cp,
-            make_block=lambda i, rate: SwinV2Block(
+            make_block=lambda i, j, rate: SwinV2Block(
                 self.num_features[i], num_heads[i], int(mlp_ratio * self.num_features[i]),
                 window, pretrained[i], qkv_bias=qkv_bias, drop_rate=drop_rate,
                 attn_drop_rate=attn_drop_rate, drop_path_rate=rate, act_cfg=act_cfg,
-                norm_cfg=norm_cfg),
+                norm_cfg=norm_cfg,
+                extra_norm=bool(extra_norm_every_n_blocks)
+                and (j + 1) % extra_norm_every_n_blocks == 0),
             make_downsample=lambda i: PatchMergingV2(self.num_features[i], norm_cfg))
         self._add_outputs(global_attn, dict(num_heads=num_heads[-1], mlp_ratio=mlp_ratio,
                                             drop_path_rate=drop_path_rate),

@@ -142,7 +142,7 @@ class ShiftWindowCosineAttention(nn.Module):
 
 class SwinV2Block(nn.Module):
     """Residual post-norm block: x + drop_path(norm1(attn(x))), then
-    x + drop_path(norm2(ffn(x))).
+    x + drop_path(norm2(ffn(x))), then norm3 if `extra_norm`.
 
     Args:
         embed_dims (int): channels of the tokens.
@@ -156,14 +156,16 @@ class SwinV2Block(nn.Module):
         attn_drop_rate (float): dropout on the attention probabilities. Default: 0.
         drop_path_rate (float): stochastic depth of both branches. Default: 0.
         act_cfg (dict): the MLP's activation. Default: ``dict(type='GELU')``.
-        norm_cfg (dict): the two post-norms. Default: ``dict(type='LN')``.
+        norm_cfg (dict): the post-norms. Default: ``dict(type='LN')``.
+        extra_norm (bool): a third norm on the block's output (the paper's H and G
+            sizes have one every 6 blocks). Default: False.
     """
 
     def __init__(self, embed_dims: int, num_heads: int, hidden_dims: int,
                  window: Tuple[int, int], pretrained_window: Tuple[int, int],
                  qkv_bias: bool = True, drop_rate: float = 0., attn_drop_rate: float = 0.,
                  drop_path_rate: float = 0., act_cfg: dict = dict(type='GELU'),
-                 norm_cfg: dict = dict(type='LN')):
+                 norm_cfg: dict = dict(type='LN'), extra_norm: bool = False):
         super().__init__()
         self.attn = ShiftWindowCosineAttention(embed_dims, num_heads, window,
                                                pretrained_window, qkv_bias, attn_drop_rate,
@@ -172,11 +174,13 @@ class SwinV2Block(nn.Module):
         self.ffn = SwinFFN(embed_dims, hidden_dims, act_cfg, drop_rate)
         self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
         self.drop_path = drop_path(drop_path_rate)
+        self.norm3 = build_norm_layer(norm_cfg, embed_dims)[1] if extra_norm else None
 
     def forward(self, x: torch.Tensor, geometry: WindowGeometry,
                 kernels: Kernels) -> torch.Tensor:
         x = x + self.drop_path(self.norm1(self.attn(x, geometry, kernels)))
-        return x + self.drop_path(self.norm2(self.ffn(x, kernels)))
+        x = x + self.drop_path(self.norm2(self.ffn(x, kernels)))
+        return x if self.norm3 is None else self.norm3(x)
 
 
 class PatchMergingV2(nn.Module):

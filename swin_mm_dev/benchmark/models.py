@@ -9,10 +9,11 @@ import torch
 
 from swin_mm.checkpoints.layouts import convert_state_dict
 from swin_mm.models import arch_settings
-from swin_mm.models.arch_zoo import ARCH_ALIASES
+from swin_mm.models.arch_zoo import ARCH_ALIASES, ARCH_ZOO
 
 # The paper's short names of swin_mm.models.ARCH_ZOO's sizes (Swin-T/S/B/L).
-ARCHS = sorted(alias.upper() for alias in ARCH_ALIASES)
+ARCHS = sorted(alias.upper() for alias, size in ARCH_ALIASES.items()
+               if size in ARCH_ZOO['swin'])
 IMPLEMENTATIONS = ('ours', 'mmdet', 'timm')
 
 
