@@ -19,7 +19,8 @@ setup-compat:
 # those marked slow (end-to-end Runner and tool runs, full-size models, the benchmark),
 # on the main stack (torch 2.13), then the backbone, conversion and loading tests on
 # torch 2.1.2 with mmcv built without ops, against what mmdet's SwinTransformer computes
-# on the main stack in this same run, and the ONNX export tests there. `make test-all` (what CI runs): the same with the
+# on the main stack in this same run, the Swin V2 known answers of the official code,
+# and the ONNX export tests there. `make test-all` (what CI runs): the same with the
 # slow tests too.
 test: test-quick test-compat
 
@@ -34,7 +35,7 @@ test-main: setup
 test-compat: setup setup-compat
 	$(PYTHON) tests/goldens.py $(GOLDENS)
 	SWIN_MM_GOLDENS=$(GOLDENS) $(COMPAT_PYTHON) -m pytest -m "not slow" \
-		tests/test_against_goldens.py tests/test_export.py
+		tests/test_against_goldens.py tests/test_swin_v2_known_answers.py tests/test_export.py
 
 # Swin-T vs mmdet 3.3's and timm's Swin: speed, memory, GFLOP/s (table + benchmark.json).
 benchmark: setup
