@@ -87,7 +87,8 @@ class SwinLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     optimizer=dict(type='AdamW', lr=..., weight_decay=...), paramwise_cfg=dict(
     decay_rate=0.95))``. The model must have a ``backbone`` that is a ``SwinBackbone``
     or ``SwinV2Backbone`` (or a subclass); layer ids, learning-rate scales and weight
-    decay are in the module docstring. One parameter group per (layer, decay or not).
+    decay are in the module docstring. One parameter group per (layer, learning-rate
+    scale, decay or not).
 
     Args:
         optim_wrapper_cfg (dict): the ``optim_wrapper`` config (``type``, ``optimizer``,
@@ -137,13 +138,14 @@ class SwinLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         return table
 
     def add_params(self, params: List[dict], module: nn.Module, *args, **kwargs) -> None:
-        """Append one group per (layer id, weight decay or not) to ``params``."""
+        """Append one group per (layer id, learning-rate scale, weight decay or not)
+        to ``params``."""
         base_lr = self.optimizer_cfg['lr']
         weight_decay = self.optimizer_cfg.get('weight_decay', 0.)
         named = dict(module.named_parameters())
-        groups: Dict[Tuple[int, bool], dict] = {}
+        groups: Dict[Tuple[int, float, bool], dict] = {}
         for name, (layer, scale, decay) in self.lr_scale_and_decay(module).items():
-            group = groups.setdefault((layer, decay), dict(
+            group = groups.setdefault((layer, scale, decay), dict(
                 params=[], lr=base_lr * scale, weight_decay=weight_decay if decay else 0.))
             group['params'].append(named[name])
         params.extend(groups[key] for key in sorted(groups))
