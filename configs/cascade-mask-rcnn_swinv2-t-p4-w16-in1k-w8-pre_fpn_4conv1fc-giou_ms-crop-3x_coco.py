@@ -1,7 +1,7 @@
 # Cascade Mask R-CNN SwinV2-T, window 16, 3x, multi-scale + crop, ImageNet-1K
 # init: Swin V2 paper (arXiv 2111.09883v2) A1.2, on the V1 Swin cascade recipe.
-# Published: Table 1 (the position-bias ablation, "using Swin-T") gives 51.1 box AP at
-# window 16 with log-spaced CPB; no other SwinV2-T/S/B detection result is published.
+# Published: Table 1 (the position-bias ablation) gives 51.1 box AP at window 16 with
+# log-spaced CPB; no other SwinV2-T/S/B detection result is published.
 # Sources and every choice where the paper is silent: configs/README.md, Swin V2.
 # Short name: cascade_mask_rcnn_swinv2_t_coco_3x.py.
 _base_ = [
