@@ -297,6 +297,12 @@ def test_recipe_trains_two_iterations(name, tmp_path, monkeypatch):
             cfg.model.auxiliary_head.in_channels = channels[2]
         for augment in cfg.model.data_preprocessor.get('batch_augments') or []:
             augment.size = _scaled(augment.size)
+        for transform in cfg.train_dataloader.dataset.pipeline:
+            if transform.type == 'RandomResize' and 'ratio_range' in transform:
+                # HTC++'s 0.1 of 1536 / 8 is 19 pixels, no room for an RPN anchor inside
+                # the image (allowed_border=0); at full size it is 154.
+                transform.ratio_range = (max(transform.ratio_range[0], 0.5),
+                                         transform.ratio_range[1])
         cfg.model.backbone.init_cfg.checkpoint = pretrained
         cfg.experiment_name = f'{config}_{phase}'
         cfg.visualizer.name = cfg.experiment_name

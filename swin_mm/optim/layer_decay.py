@@ -1,22 +1,23 @@
 """Layer-wise learning-rate decay for detectors and segmentors on a Swin backbone.
 
 mmseg's ``LearningRateDecayOptimizerConstructor`` knows ConvNeXt and BEiT only; this
-constructor knows ``SwinBackbone`` (V1) and ``SwinV2Backbone``. The layer ids and the
-no-weight-decay rules are the official ones (microsoft/Swin-Transformer@f82860b
-``optimizer.py``: ``get_swin_layer`` and the fine-tuning parameter groups; the V2
-models' ``no_weight_decay`` / ``no_weight_decay_keywords``), in this plugin's
-parameter names. With ``L = sum(depths)``:
+constructor knows ``SwinBackbone`` (V1) and ``SwinV2Backbone``. The layer ids are the
+Swin authors' (microsoft/SimMIM@0e71746 ``optimizer.py``: ``get_swin_layer``, used by
+``build_finetune_optimizer``), the no-weight-decay rules the official V2 code's
+(microsoft/Swin-Transformer@f82860b ``optimizer.py`` with the V2 model's
+``no_weight_decay`` / ``no_weight_decay_keywords``), in this plugin's parameter names.
+With ``L = sum(depths)``:
 
-========================================  ==========  =========================
-parameter (under ``model.backbone``)      layer id    official name
-========================================  ==========  =========================
-``patch_embed.*``, ``absolute_pos_embed``  0           ``patch_embed.*``
-``stages.i.blocks.j.*``                   ``sum(depths[:i]) + j + 1``  ``layers.i.blocks.j.*``
-``stages.i.downsample.*``                 ``sum(depths[:i + 1])``: its stage's last block  ``layers.i.downsample.*``
-``global_attn.*`` (HTC++ layer)           ``L + 1``   (not in the official code)
-``norm0`` .. ``norm3`` (output norms)     ``L + 1``   ``norm`` (= ``norm3``)
-everything outside the backbone           ``L + 1``   ``head``
-========================================  ==========  =========================
+- ``patch_embed.*``: 0; ``absolute_pos_embed`` (V1 only, off in every recipe): 0 too,
+  as ViT's ``pos_embed`` in the same file (``get_swin_layer`` does not name it and so
+  puts it at the top);
+- ``stages.i.blocks.j.*``: ``sum(depths[:i]) + j + 1``, so 1 .. L in order (official
+  ``layers.i.blocks.j.*``);
+- ``stages.i.downsample.*``: ``sum(depths[:i + 1])``, its stage's last block (official
+  ``layers.i.downsample.*``);
+- ``global_attn.*`` (the HTC++ layer, not in the official code) and the output norms
+  ``norm0`` .. ``norm3`` (``norm3`` is the official ``norm``): ``L + 1``;
+- every parameter outside the backbone (neck, heads): ``L + 1`` (official ``head``).
 
 A parameter of layer ``k`` gets ``lr * decay_rate ** (L + 1 - k)``, so the heads, the
 output norms and the global attention layer (new or re-initialised parameters) train
@@ -39,9 +40,8 @@ from ..models import SwinBackbone
 # The official fine-tuning optimizer's no-decay keywords and names.
 NO_DECAY_KEYWORDS = ('cpb_mlp', 'logit_scale', 'relative_position_bias_table')
 NO_DECAY_NAMES = ('absolute_pos_embed',)
-# Backbone parameters outside the stages: the bottom layer, or the top one.
+# Backbone parameters before the stages: layer 0.
 _BOTTOM = ('patch_embed', 'absolute_pos_embed')
-_TOP = ('global_attn', 'norm')
 
 
 def swin_layer_id(name: str, depths: Tuple[int, ...]) -> int:
