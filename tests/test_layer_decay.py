@@ -136,7 +136,8 @@ def test_frozen_parameters_are_left_out():
 
 def test_errors():
     optim = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3))
-    with pytest.raises(ValueError, match=r"takes decay_rate and backbone_lr_mult, got \['custom_keys'\]"):
+    with pytest.raises(ValueError,
+                       match=r"takes decay_rate and backbone_lr_mult, got \['custom_keys'\]"):
         SwinLayerDecayOptimWrapperConstructor(optim, dict(custom_keys={}))
     with pytest.raises(ValueError, match=r'decay_rate must be in \(0, 1\], got 1.5'):
         SwinLayerDecayOptimWrapperConstructor(optim, dict(decay_rate=1.5))

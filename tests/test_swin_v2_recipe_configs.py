@@ -42,7 +42,8 @@ V2 = {
     'cascade_mask_rcnn_swinv2_t_coco_3x':
         ('T', 16, 8, 0.2, 'swinv2_tiny_patch4_window8_256.pth', 'cascade_mask_rcnn_swin_t_coco_3x'),
     'cascade_mask_rcnn_swinv2_s_coco_3x':
-        ('S', 16, 8, 0.2, 'swinv2_small_patch4_window8_256.pth', 'cascade_mask_rcnn_swin_s_coco_3x'),
+        ('S', 16, 8, 0.2, 'swinv2_small_patch4_window8_256.pth',
+         'cascade_mask_rcnn_swin_s_coco_3x'),
     'cascade_mask_rcnn_swinv2_b_coco_3x':
         ('B', 16, 8, 0.3, 'swinv2_base_patch4_window8_256.pth', 'cascade_mask_rcnn_swin_b_coco_3x'),
     'upernet_swinv2_t_ade20k':
