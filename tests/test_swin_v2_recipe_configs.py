@@ -272,7 +272,8 @@ def test_recipe_trains_two_iterations(name, tmp_path, monkeypatch):
     sizes / 8 (test_recipe_configs_run.shrink_for_cpu), the backbone the known-answer V2
     (window, pretrained windows and global attention kept); the official-layout file
     loads through init_cfg, and the config's optimizer constructor builds the groups.
-    HTC++ then tests its checkpoint at window 48 (the w48 config) with --tta."""
+    UPerNet SwinV2-T then resumes for one iteration (its layer-decay groups restored);
+    HTC++ tests its checkpoint at window 48 (the w48 config) with --tta."""
     from swin_mm_dev.runner_setup import build_runner, fit_to_machine, load_config
     from swin_mm_dev.synthetic import write_ade20k, write_coco
     from test_recipe_configs_run import _newest_log, _scaled, shrink_for_cpu
@@ -321,6 +322,17 @@ def test_recipe_trains_two_iterations(name, tmp_path, monkeypatch):
     metric = r'coco/bbox_mAP: -?\d\.\d+ .*coco/segm_mAP: -?\d\.\d+' if detection else \
         r'mIoU: \d+\.\d+'
     assert re.search(metric, log), log[-3000:]
+
+    if name == 'upernet_swinv2_t_ade20k':  # --resume restores the layer-decay groups
+        cfg = shrunk(name, 'resume')
+        cfg.merge_from_dict({'resume': True, 'train_cfg.max_iters': 3,
+                             'train_cfg.val_begin': 100})
+        runner = build_runner(cfg, fit_to_machine(cfg, training=True))
+        runner.train()
+        log = _newest_log(tmp_path / 'work')
+        assert re.search(r'resumed epoch: 0, iter: 2', log) and 'Iter(train) [3/3]' in log
+        lrs = sorted({group['lr'] for group in runner.optim_wrapper.optimizer.param_groups})
+        assert len(lrs) == sum(ARCH['depths']) + 2  # one rate per layer id (decay 0.95)
 
     if name == 'htcpp_swinv2_l_coco':  # the same checkpoint at window 48, with --tta
         import importlib.util
