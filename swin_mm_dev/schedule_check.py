@@ -75,6 +75,12 @@ PUBLISHED: Dict[str, object] = {
     # SwinTransformer/Swin-Transformer-Semantic-Segmentation@87e6f90: poly power 1,
     # min_lr 0, warmup 1500 x 1e-6, AdamW lr 6e-5, 160k iterations.
     'ade20k-160k': PolyRecipe(6e-5, 1500, 1e-6, 160000, 1.0, 0.0),
+    # Swin V2 paper (arXiv 2111.09883v2) A2.1, HTC++ SwinV2-L: AdamW lr 4e-4 (batch 64),
+    # 3x; the paper gives no warmup, so coco-3x's (500 x 0.001).
+    'swinv2-htcpp-3x': StepRecipe(4e-4, 500, 0.001, 36, (27, 33), 0.1),
+    # The same appendix, UPerNet SwinV2-L: lr 6e-5, linear decay, 375-iteration warmup,
+    # 40K iterations; warmup start 1e-6 as ade20k-160k (the paper gives none).
+    'swinv2-ade20k-40k': PolyRecipe(6e-5, 375, 1e-6, 40000, 1.0, 0.0),
 }
 
 # The top-level config field that names the published schedule a config reproduces.
@@ -107,8 +113,13 @@ class _Dummy(nn.Module):
 
 def config_lrs(cfg, iters_per_epoch: int) -> np.ndarray:
     """Learning rate of every training iteration of ``cfg``, from its real schedulers."""
+    # The base rate's schedule: a constructor's per-layer multipliers (layer-wise decay,
+    # a backbone factor) need a real backbone and are checked with it elsewhere.
+    optim_cfg = cfg.optim_wrapper.copy()
+    if optim_cfg.pop('constructor', None) is not None:
+        optim_cfg.pop('paramwise_cfg', None)  # that constructor's options
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
-        optim_wrapper = build_optim_wrapper(_Dummy(), cfg.optim_wrapper)
+        optim_wrapper = build_optim_wrapper(_Dummy(), optim_cfg)
         schedulers = []
         for scheduler_cfg in cfg.param_scheduler:
             default_args = dict(optimizer=optim_wrapper)

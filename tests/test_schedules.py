@@ -32,6 +32,17 @@ RECIPE = {
     'upernet_swin_b_ade20k': 'ade20k-160k',
     'upernet_swin_b_22k_ade20k_640': 'ade20k-160k',
     'upernet_swin_l_22k_ade20k_640': 'ade20k-160k',
+    # Swin V2 paper (arXiv 2111.09883v2): A1.2's 3x in mmdetection for the cascades, its
+    # 160K linear decay (lr 6e-5, 1500-iteration warmup) for UPerNet T/S/B; A2.1 for L.
+    'cascade_mask_rcnn_swinv2_t_coco_3x': 'coco-3x',
+    'cascade_mask_rcnn_swinv2_s_coco_3x': 'coco-3x',
+    'cascade_mask_rcnn_swinv2_b_coco_3x': 'coco-3x',
+    'upernet_swinv2_t_ade20k': 'ade20k-160k',
+    'upernet_swinv2_s_ade20k': 'ade20k-160k',
+    'upernet_swinv2_b_ade20k': 'ade20k-160k',
+    'htcpp_swinv2_l_coco': 'swinv2-htcpp-3x',
+    'htcpp_swinv2_l_coco_w48_test': 'swinv2-htcpp-3x',
+    'upernet_swinv2_l_22k_ade20k_640': 'swinv2-ade20k-40k',
 }
 _checked = {}
 
@@ -57,7 +68,8 @@ def test_every_config_names_its_recipe():
 
 # The quick tier (make test) checks one config per schedule family; make test-all all.
 QUICK_SCHEDULES = ('cascade_mask_rcnn_swin_t_coco_3x', 'mask_rcnn_swin_t_coco_1x',
-                   'htcpp_swin_b_coco', 'upernet_swin_t_ade20k')
+                   'htcpp_swin_b_coco', 'upernet_swin_t_ade20k',
+                   'upernet_swinv2_l_22k_ade20k_640')
 
 
 @pytest.mark.parametrize('name', [
@@ -71,7 +83,8 @@ def test_config_schedule_matches_published(name):
     report = _checked[key]
     assert report.recipe == RECIPE[name]
     assert report.iterations == {'coco-1x': 12 * 7330, 'coco-3x': 36 * 7330, 'coco-6x': 72 * 7330,
-                                 'ade20k-160k': 160000}[RECIPE[name]]
+                                 'ade20k-160k': 160000, 'swinv2-htcpp-3x': 36 * 7330,
+                                 'swinv2-ade20k-40k': 40000}[RECIPE[name]]
     assert report.max_rel_error < 1e-9, report
 
 
@@ -95,6 +108,14 @@ def test_published_formulas_at_recipe_points():
     assert poly[1500] == pytest.approx(6e-5 * (1 - 1500 / 160000))
     assert poly[80000] == pytest.approx(3e-5)               # power 1, min 0
     assert poly[-1] == pytest.approx(6e-5 / 160000)
+    htcpp = PUBLISHED['swinv2-htcpp-3x'].lrs(1833)            # batch 64
+    assert htcpp[500] == pytest.approx(4e-4) and htcpp[27 * 1833] == pytest.approx(4e-5)
+    large = PUBLISHED['swinv2-ade20k-40k'].lrs()
+    assert len(large) == 40000
+    warm = 1e-6 + (1 - 1e-6) * 187 / 375
+    assert large[187] == pytest.approx(6e-5 * warm * (1 - 187 / 40000))
+    assert large[375] == pytest.approx(6e-5 * (1 - 375 / 40000))  # warmup is 375
+    assert large[20000] == pytest.approx(3e-5)
 
 
 def test_mmseg_translation_is_flagged():

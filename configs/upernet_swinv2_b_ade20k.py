@@ -1,0 +1,1 @@
+_base_ = ['./upernet_swinv2-b-p4-w16-in1k-w8-pre_8xb2-160k_ade20k-512x512.py']
