@@ -116,3 +116,19 @@ def test_resume_of_a_v2_run_ends_bit_identical(setup, tmp_path):
     assert whole['state_dict'].keys() == resumed['state_dict'].keys()
     for key, value in whole['state_dict'].items():
         assert torch.equal(resumed['state_dict'][key], value), key
+
+
+@pytest.mark.slow
+def test_a_bare_classification_file_given_to_load_from_is_refused_in_one_line(
+        setup, tmp_path, capsys):
+    """The official ``{'model': ...}`` file has no ``backbone.`` keys, so none of the
+    model's weights: one line naming what to do, exit status 2, no checkpoint written."""
+    path = tmp_path / 'swinv2_official.pth'
+    torch.save(layout_checkpoint('official'), path)
+    with pytest.raises(SystemExit) as exit_request:
+        _train(setup, tmp_path / 'work', **{'load_from': path, 'train_cfg.max_iters': 1})
+    assert exit_request.value.code == 2
+    [line] = capsys.readouterr().err.strip().splitlines()[-1:]
+    assert line.startswith('error: expected the weights of the EncoderDecoder') and \
+        f"in {path}, found 209 tensors, none of them the model's" in line, line
+    assert not list((tmp_path / 'work').glob('iter_*.pth'))
