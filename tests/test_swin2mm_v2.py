@@ -2,9 +2,9 @@
 tests/swinv2_known_answers: the official code's own file, timm's, mmpretrain's and
 torchvision's, with the same weights) converts, verifies, and the result loads strictly
 into the SwinV2Backbone its meta describes, giving the features of the raw file (through
-``init_cfg``) and the official code's; the pretrained windows a file's coordinate tables hold are read back
-(mmpretrain's with per-stage pretrained windows); forced layouts and bad V2 files are
-one-line errors that write nothing."""
+``init_cfg``) and the official code's; the pretrained windows a file's coordinate tables
+hold are read back (mmpretrain's with per-stage pretrained windows); forced layouts and
+bad V2 files are one-line errors that write nothing."""
 import os
 
 import pytest
@@ -16,7 +16,7 @@ from swin_mm import SwinV2Backbone
 from swin_mm.checkpoints.layouts import strip_prefix, unwrap
 from swin_mm.commands.swin2mm import main
 from swin_mm.commands.v2_model_arguments import v2_model_arguments
-from test_swin_v2_known_answers import (ANSWERS, ARCH, LAYOUT_FILES, assert_matches_official,
+from test_swin_v2_known_answers import (ANSWERS, LAYOUT_FILES, assert_matches_official,
                                         layout_checkpoint)
 
 # What each file's coordinate tables say: the official file was built at 128 with window
@@ -126,3 +126,17 @@ def test_bad_v2_files_are_one_line_errors_that_write_nothing(change, expected, t
     torch.save({'model': state}, src)
     _fails([src, tmp_path / 'out.pth', '--verify'], capsys, expected)
     assert os.listdir(tmp_path) == ['bad.pth']
+
+
+def test_coordinate_tables_that_do_not_say_their_window_give_none():
+    from swin_mm.checkpoints import CheckpointError
+    from swin_mm.checkpoints.implied_sizes import (pretrained_window_of_coords_table,
+                                                   window_of_coords_table)
+    official = unwrap(layout_checkpoint('official'))['layers.0.blocks.0.attn.relative_coords_table']
+    assert pretrained_window_of_coords_table(official, 'k') == (8, 8)
+    assert window_of_coords_table(official[:, :, :7], 'k') == (8, 4)
+    assert pretrained_window_of_coords_table(official[:, :, :7], 'k') is None  # not centred
+    assert pretrained_window_of_coords_table(torch.rand(1, 15, 15, 2), 'k') is None
+    assert pretrained_window_of_coords_table(torch.zeros(1, 1, 1, 2), 'k') is None  # window 1
+    with pytest.raises(CheckpointError, match=r'k: expected shape \(1, 2h-1, 2w-1, 2\)'):
+        window_of_coords_table(torch.zeros(1, 14, 15, 2), 'k')
