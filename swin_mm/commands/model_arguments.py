@@ -6,7 +6,7 @@ every Swin variant shares (:func:`shared_architecture`), and :func:`check_shapes
 backbone class. Swin V2's own parts are in :mod:`.v2_model_arguments`.
 """
 import re
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import torch
 
@@ -48,15 +48,13 @@ def shared_architecture(backbone: Dict[str, torch.Tensor]) -> dict:
 
 
 def first_blocks(backbone: Dict[str, torch.Tensor], num_stages: int,
-                 suffix: str) -> List[torch.Tensor]:
-    """``stages.i.blocks.0.<suffix>`` of every stage, or a CheckpointError."""
-    tensors = []
-    for stage in range(num_stages):
-        key = f'stages.{stage}.blocks.0.{suffix}'
-        if key not in backbone:
-            raise CheckpointError(f'expected {key}, found none')
-        tensors.append(backbone[key])
-    return tensors
+                 suffix: str) -> Dict[str, torch.Tensor]:
+    """``stages.i.blocks.0.<suffix>`` of every stage in stage order, or a CheckpointError."""
+    keys = [f'stages.{stage}.blocks.0.{suffix}' for stage in range(num_stages)]
+    missing = [key for key in keys if key not in backbone]
+    if missing:
+        raise CheckpointError(f'expected {missing[0]}, found none')
+    return {key: backbone[key] for key in keys}
 
 
 def infer_architecture(backbone: Dict[str, torch.Tensor],
@@ -67,9 +65,9 @@ def infer_architecture(backbone: Dict[str, torch.Tensor],
     the caller's value (e.g. read from an official ``attn_mask``) is kept, or None.
     """
     shared = shared_architecture(backbone)
-    suffix = 'attn.w_msa.relative_position_bias_table'
-    tables = first_blocks(backbone, len(shared['depths']), suffix)
-    windows = {window_of_bias_table(table, suffix) for table in tables}
+    tables = first_blocks(backbone, len(shared['depths']),
+                          'attn.w_msa.relative_position_bias_table')
+    windows = {window_of_bias_table(table, key) for key, table in tables.items()}
     if len(windows) != 1:
         raise CheckpointError(f'expected one window size for all stages, found {sorted(windows)}')
     embed = backbone.get('absolute_pos_embed')
@@ -77,7 +75,7 @@ def infer_architecture(backbone: Dict[str, torch.Tensor],
         pretrain_img_size = grid_of_abs_embed(embed) * shared['patch_size']
     return dict(
         shared,
-        num_heads=tuple(table.shape[1] for table in tables),
+        num_heads=tuple(table.shape[1] for table in tables.values()),
         window_size=windows.pop(),
         qkv_bias='stages.0.blocks.0.attn.w_msa.qkv.bias' in backbone,
         use_abs_pos_embed=embed is not None,

@@ -43,7 +43,7 @@ def infer_v2_architecture(conversion: Conversion) -> dict:
     pretrained = conversion.pretrained_windows
     return dict(
         shared,
-        num_heads=tuple(scale.shape[0] for scale in scales),
+        num_heads=tuple(scale.shape[0] for scale in scales.values()),
         window_size=None if largest is None else _side_or_pair(largest),
         pretrained_window_size=None if pretrained is None else _per_stage(pretrained),
         qkv_bias='stages.0.blocks.0.attn.w_msa.q_bias' in backbone,
