@@ -14,6 +14,7 @@ from mmpretrain.models.backbones import SwinTransformerV2
 from helpers import images
 from swin_mm import SwinV2Backbone
 from swin_mm.checkpoints.layouts import strip_prefix, unwrap
+from swin_mm.checkpoints.v2_layouts import convert_v2_state_dict
 from swin_mm.commands.swin2mm import main
 from swin_mm.commands.v2_model_arguments import v2_model_arguments
 from test_swin_v2_known_answers import (ANSWERS, LAYOUT_FILES, assert_matches_official,
@@ -140,3 +141,8 @@ def test_coordinate_tables_that_do_not_say_their_window_give_none():
     assert pretrained_window_of_coords_table(torch.zeros(1, 1, 1, 2), 'k') is None  # window 1
     with pytest.raises(CheckpointError, match=r'k: expected shape \(1, 2h-1, 2w-1, 2\)'):
         window_of_coords_table(torch.zeros(1, 14, 15, 2), 'k')
+    # In a file, a malformed table (a derived buffer, never loaded) leaves them unknown.
+    state = unwrap(layout_checkpoint('official'))
+    state['layers.1.blocks.0.attn.relative_coords_table'] = torch.zeros(1, 14, 15, 2)
+    conversion = convert_v2_state_dict(state)
+    assert conversion.windows is None and conversion.pretrained_windows is None

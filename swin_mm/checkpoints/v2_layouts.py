@@ -238,15 +238,20 @@ def _stage_windows(inside: Dict[str, torch.Tensor], num_stages: int):
     """(window, pretrained window) per stage from the coordinate tables in `inside`, each
     None unless every stage has tables that agree (and, for the pretrained windows,
     whose values say). The official code shrinks a window to a smaller map, so stages
-    may differ. Only reported (swin2mm): loading never reads the tables."""
+    may differ. Only reported (swin2mm): loading uses no table, so a malformed one only
+    leaves the windows unknown."""
     found: Dict[int, set] = {}
     for key, value in inside.items():
         match = _COORDS_TABLE.fullmatch(key)
         if match:
             index = int(match.group(2))
             stage = (index - 1) // 2 if match.group(1) == 'features' else index
-            found.setdefault(stage, set()).add(
-                (window_of_coords_table(value, key), pretrained_window_of_coords_table(value, key)))
+            try:
+                windows = (window_of_coords_table(value, key),
+                           pretrained_window_of_coords_table(value, key))
+            except CheckpointError:
+                return None, None
+            found.setdefault(stage, set()).add(windows)
     if sorted(found) != list(range(num_stages)) or any(len(w) != 1 for w in found.values()):
         return None, None
     pairs = [next(iter(found[stage])) for stage in range(num_stages)]
