@@ -58,7 +58,7 @@ def stage_features(model: SwinV2Backbone, x: torch.Tensor) -> dict:
         outs = model.eval()(x)
     for hook in hooks:
         hook.remove()
-    features['norm3'] = outs[3]
+    features['norm3'] = outs[-1]  # out_indices end with 3
     return features
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Export a SwinBackbone to ONNX or .pt2 with dynamic input sizes, checked against eager.
+"""Export a SwinBackbone or SwinV2Backbone to ONNX or .pt2 with dynamic input sizes, checked
+against eager.
 
     python tools/export.py OUT.onnx|OUT.pt2 [--config CFG] [--arg KEY=VALUE ...]
         [--checkpoint CKPT] [--dynamo] [--opset N] [--check-sizes HxW ...]

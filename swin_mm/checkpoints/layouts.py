@@ -65,6 +65,10 @@ class Conversion:
     dropped: List[str] = field(default_factory=list)
     kept: int = 0
     pretrain_img_size: Optional[int] = None
+    # Swin V2: each stage's window and pretrained window, (h, w), as the file's relative
+    # coordinates tables say (None for files without them, or whose values do not say).
+    windows: Optional[Tuple[Tuple[int, int], ...]] = None
+    pretrained_windows: Optional[Tuple[Tuple[int, int], ...]] = None
 
     def state_dict(self) -> Dict[str, torch.Tensor]:
         """Backbone under its prefix plus every other kept tensor, ready to save."""
@@ -107,7 +111,7 @@ def _refuse_foreign(state_dict) -> None:
     v2 = [k for k in state_dict if any(marker in k for marker in _V2_MARKERS)]
     if v2:
         raise CheckpointError(f'expected a Swin v1 checkpoint, found Swin v2 (keys {_first(v2)}); '
-                              f'load it into SwinV2Backbone (swin2mm converts Swin v1 only)')
+                              f'load it into SwinV2Backbone')
     if 'features.0.0.weight' in state_dict and any('.attn.qkv.' in k for k in state_dict):
         raise CheckpointError(f'expected a Swin v1 checkpoint in the official, timm, '
                               f'mmpretrain or mmdet layout, found the torchvision layout '

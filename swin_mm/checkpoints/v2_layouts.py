@@ -28,6 +28,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 from .errors import CheckpointError
+from .implied_sizes import pretrained_window_of_coords_table, window_of_coords_table
 from .layouts import BACKBONE_PREFIX, Conversion, _backbone_prefix, _first, strip_prefix, unwrap
 
 V2_LAYOUTS = ('official', 'timm', 'mmpretrain', 'torchvision', 'swin_mm')
@@ -39,6 +40,10 @@ _ATTENTION = (r'(logit_scale|q_bias|v_bias|qkv\.weight|proj\.weight|proj\.bias|'
 _MERGING = r'(reduction\.weight|norm\.weight|norm\.bias)'
 _AFFINE = r'(weight|bias)'
 _BLOCK_SUFFIX = 'stages.{0}.blocks.{1}.'
+# A block's coordinates table in every layout that saves one (official, mmpretrain and
+# this plugin's stage index; torchvision's features.2i+1 for stage i).
+_COORDS_TABLE = re.compile(r'(layers|stages|features)\.(\d+)\.(?:blocks\.)?\d+\.attn\.'
+                           r'(?:w_msa\.)?relative_coords_table')
 
 
 def is_v2_state_dict(state_dict) -> bool:
@@ -224,7 +229,34 @@ def convert_v2_state_dict(state_dict: Dict[str, torch.Tensor], layout: Optional[
     conversion.others = {k: v for k, v in outside.items() if k not in classifier}
     conversion.kept += len(conversion.others)
     _CONVERTERS[layout](inside, conversion)
+    conversion.windows, conversion.pretrained_windows = _stage_windows(
+        inside, _last_stage(conversion.backbone) + 1)
     return conversion
+
+
+def _stage_windows(inside: Dict[str, torch.Tensor], num_stages: int):
+    """(window, pretrained window) per stage from the coordinate tables in `inside`, each
+    None unless every stage has tables that agree (and, for the pretrained windows,
+    whose values say). The official code shrinks a window to a smaller map, so stages
+    may differ. Only reported (swin2mm): loading uses no table, so a malformed one only
+    leaves the windows unknown."""
+    found: Dict[int, set] = {}
+    for key, value in inside.items():
+        match = _COORDS_TABLE.fullmatch(key)
+        if match:
+            index = int(match.group(2))
+            stage = (index - 1) // 2 if match.group(1) == 'features' else index
+            try:
+                windows = (window_of_coords_table(value, key),
+                           pretrained_window_of_coords_table(value, key))
+            except CheckpointError:
+                return None, None
+            found.setdefault(stage, set()).add(windows)
+    if sorted(found) != list(range(num_stages)) or any(len(w) != 1 for w in found.values()):
+        return None, None
+    pairs = [next(iter(found[stage])) for stage in range(num_stages)]
+    pretrained = tuple(p for _, p in pairs)
+    return tuple(w for w, _ in pairs), None if None in pretrained else pretrained
 
 
 def to_v2_backbone_state_dict(checkpoint, prefix: Optional[str] = None):

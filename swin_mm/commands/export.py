@@ -1,8 +1,10 @@
-"""The ``swin-mm-export`` command (also ``tools/export.py``): a SwinBackbone to ONNX or
-to a torch.export ``.pt2``, with dynamic batch, height and width, checked against eager.
+"""The ``swin-mm-export`` command (also ``tools/export.py``): a SwinBackbone or
+SwinV2Backbone to ONNX or to a torch.export ``.pt2``, with dynamic batch, height and
+width, checked against eager.
 
 The backbone comes from a config (its ``model.backbone``) or from constructor
-arguments, with an optional checkpoint (any layout ``init_cfg`` loading reads). While
+arguments (``type=SwinV2Backbone`` among them for V2), with an optional checkpoint (any
+layout the backbone's ``init_cfg`` loading reads). While
 exporting, the backbone computes its window geometry from the traced shape
 (:class:`swin_mm.geometry.ShapeGenericGeometry`), so one file serves every size.
 
@@ -19,9 +21,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..checkpoints.loading import load_pretrained
 from ..compat import onnx_export_takes_dynamo
-from ..models import SwinBackbone
+from ..models import SwinBackbone, SwinV2Backbone
 from ..output_files import written_atomically
 from .parsing import OneLineErrorParser
 
@@ -31,6 +32,10 @@ DEFAULT_SIZES = ((224, 224), (227, 301), (320, 448))
 # one at window 7 in the last stage, and the program refuses it.
 DEFAULT_PT2_SIZES = ((227, 301), (320, 448), (512, 512))
 DEFAULT_OPSET = 17
+# model.backbone types the command builds (mmdet/mmseg's SwinTransformer takes the same
+# arguments as SwinBackbone).
+BACKBONES = {'SwinBackbone': SwinBackbone, 'SwinTransformer': SwinBackbone,
+             'SwinV2Backbone': SwinV2Backbone}
 
 
 class ExportError(ValueError):
@@ -39,32 +44,33 @@ class ExportError(ValueError):
 
 def build_backbone(config: Optional[str] = None, arguments: Optional[dict] = None,
                    checkpoint: Optional[str] = None) -> SwinBackbone:
-    """SwinBackbone in eval mode from `config`'s ``model.backbone`` (``type`` SwinBackbone
-    or mmdet/mmseg's SwinTransformer, whose arguments are the same) or from constructor
-    `arguments`; weights from `checkpoint`, else random (``init_weights``)."""
+    """The backbone in eval mode from `config`'s ``model.backbone`` (``type`` one of
+    :data:`BACKBONES`) or from constructor `arguments` (``type`` among them, default
+    SwinBackbone); weights from `checkpoint` through the backbone's own ``init_cfg``
+    loading (any layout of its version), else random (``init_weights``)."""
     if config is not None:
         from mmengine.config import Config
         try:
             backbone = dict(Config.fromfile(config).model.backbone)
         except (AttributeError, KeyError):
             raise ExportError(f'{config}: expected a config with model.backbone') from None
-        kind = backbone.pop('type', None)
-        if kind not in ('SwinBackbone', 'SwinTransformer'):
-            raise ExportError(f'{config}: model.backbone.type must be SwinBackbone or '
-                              f'SwinTransformer, found {kind!r}')
-        backbone.pop('init_cfg', None)  # weights come from `checkpoint`
+        where = f'{config}: model.backbone.type'
         backbone.pop('pretrained', None)
         backbone.update(arguments or {})
     else:
-        backbone = dict(arguments or {})
+        backbone = {'type': 'SwinBackbone', **(arguments or {})}
+        where = '--arg type'
+    kind = backbone.pop('type', None)
+    if kind not in BACKBONES:
+        raise ExportError(f'{where} must be {", ".join(BACKBONES)}, found {kind!r}')
+    # Weights come from `checkpoint` only.
+    backbone['init_cfg'] = None if checkpoint is None else dict(type='Pretrained',
+                                                                 checkpoint=checkpoint)
     try:
-        model = SwinBackbone(**backbone)
+        model = BACKBONES[kind](**backbone)
     except (TypeError, ValueError) as err:
-        raise ExportError(f'cannot build SwinBackbone: {err}') from None
-    if checkpoint is not None:
-        load_pretrained(model, checkpoint)
-    else:
-        model.init_weights()
+        raise ExportError(f'cannot build {kind}: {err}') from None
+    model.init_weights()
     return model.eval()
 
 
@@ -218,13 +224,13 @@ def _arguments(pairs: Sequence[str]) -> dict:
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = OneLineErrorParser(prog='swin-mm-export', description=(
-        'Export a SwinBackbone to ONNX or .pt2 with dynamic batch/height/width and check '
-        'it against eager at several sizes.'))
+        'Export a SwinBackbone or SwinV2Backbone to ONNX or .pt2 with dynamic '
+        'batch/height/width and check it against eager at several sizes.'))
     parser.add_argument('output', help='file to write: .onnx or .pt2')
     parser.add_argument('--config', help='mmdet/mmseg config whose model.backbone to build')
     parser.add_argument('--arg', action='append', default=[], metavar='KEY=VALUE',
-                        help='SwinBackbone constructor argument (repeatable; overrides '
-                             'the config)')
+                        help='constructor argument (repeatable; overrides the config); '
+                             'type=SwinV2Backbone builds Swin V2 (default SwinBackbone)')
     parser.add_argument('--checkpoint', help='weights (any layout swin_mm reads); random '
                                              'if omitted')
     parser.add_argument('--dynamo', action='store_true',

@@ -1,7 +1,9 @@
-"""The SwinBackbone arguments a state dict in this plugin's layout was trained with.
+"""The backbone arguments a state dict in this plugin's layout was trained with.
 
 Read from tensor shapes, so a converted checkpoint can be rebuilt and checked without
-its config.
+its config: :func:`infer_architecture` for ``SwinBackbone`` (Swin v1), with the parts
+every Swin variant shares (:func:`shared_architecture`), and :func:`check_shapes` for any
+backbone class. Swin V2's own parts are in :mod:`.v2_model_arguments`.
 """
 import re
 from typing import Dict, Optional
@@ -10,18 +12,13 @@ import torch
 
 from ..checkpoints.errors import CheckpointError
 from ..checkpoints.implied_sizes import grid_of_abs_embed, window_of_bias_table
-from ..models import SwinBackbone
 
 _BLOCK = re.compile(r'stages\.(\d+)\.blocks\.(\d+)\.')
 
 
-def infer_architecture(backbone: Dict[str, torch.Tensor],
-                       pretrain_img_size: Optional[int] = None) -> dict:
-    """SwinBackbone keyword arguments matching `backbone` (no prefix, this plugin's names).
-
-    ``pretrain_img_size`` is read from ``absolute_pos_embed`` when there is one; otherwise
-    the caller's value (e.g. read from an official ``attn_mask``) is kept, or None.
-    """
+def shared_architecture(backbone: Dict[str, torch.Tensor]) -> dict:
+    """The arguments every Swin variant reads the same way from `backbone` (no prefix,
+    this plugin's names): patch embedding, depths, MLP ratio, strides, output norms."""
     projection = backbone.get('patch_embed.projection.weight')
     if projection is None or projection.dim() != 4:
         raise CheckpointError('expected patch_embed.projection.weight of shape (C, in, p, p), '
@@ -35,50 +32,68 @@ def infer_architecture(backbone: Dict[str, torch.Tensor],
     if not blocks or sorted(blocks) != list(range(len(blocks))):
         raise CheckpointError(f'expected blocks in stages 0..n-1, found stages {sorted(blocks)}')
     embed_dims, patch_size = projection.shape[0], projection.shape[-1]
-    heads, windows = [], set()
-    for stage in range(len(blocks)):
-        key = f'stages.{stage}.blocks.0.attn.w_msa.relative_position_bias_table'
-        if key not in backbone:
-            raise CheckpointError(f'expected {key}, found none')
-        heads.append(backbone[key].shape[1])
-        windows.add(window_of_bias_table(backbone[key], key))
-    if len(windows) != 1:
-        raise CheckpointError(f'expected one window size for all stages, found {sorted(windows)}')
     fc1 = backbone.get('stages.0.blocks.0.ffn.layers.0.0.weight')
     if fc1 is None:
         raise CheckpointError('expected stages.0.blocks.0.ffn.layers.0.0.weight, found none')
-    embed = backbone.get('absolute_pos_embed')
-    if embed is not None:
-        pretrain_img_size = grid_of_abs_embed(embed) * patch_size
     return dict(
         embed_dims=embed_dims,
         depths=tuple(blocks[s] for s in range(len(blocks))),
-        num_heads=tuple(heads),
-        window_size=windows.pop(),
         mlp_ratio=fc1.shape[0] / embed_dims,
         patch_size=patch_size,
         in_channels=projection.shape[1],
         strides=(patch_size,) + (2,) * (len(blocks) - 1),
-        qkv_bias='stages.0.blocks.0.attn.w_msa.qkv.bias' in backbone,
         patch_norm='patch_embed.norm.weight' in backbone,
-        use_abs_pos_embed=embed is not None,
-        pretrain_img_size=pretrain_img_size,
         out_indices=tuple(i for i in range(len(blocks)) if f'norm{i}.weight' in backbone),
     )
 
 
-def check_shapes(backbone: Dict[str, torch.Tensor], architecture: dict) -> None:
-    """Raise CheckpointError unless `backbone` has exactly the keys and shapes of the model
-    `architecture` describes (built on the meta device: no memory, no time)."""
-    arguments = dict(architecture)
-    arguments['pretrain_img_size'] = arguments['pretrain_img_size'] or 224
+def first_blocks(backbone: Dict[str, torch.Tensor], num_stages: int,
+                 suffix: str) -> Dict[str, torch.Tensor]:
+    """``stages.i.blocks.0.<suffix>`` of every stage in stage order, or a CheckpointError."""
+    keys = [f'stages.{stage}.blocks.0.{suffix}' for stage in range(num_stages)]
+    missing = [key for key in keys if key not in backbone]
+    if missing:
+        raise CheckpointError(f'expected {missing[0]}, found none')
+    return {key: backbone[key] for key in keys}
+
+
+def infer_architecture(backbone: Dict[str, torch.Tensor],
+                       pretrain_img_size: Optional[int] = None) -> dict:
+    """SwinBackbone keyword arguments matching `backbone` (no prefix, this plugin's names).
+
+    ``pretrain_img_size`` is read from ``absolute_pos_embed`` when there is one; otherwise
+    the caller's value (e.g. read from an official ``attn_mask``) is kept, or None.
+    """
+    shared = shared_architecture(backbone)
+    tables = first_blocks(backbone, len(shared['depths']),
+                          'attn.w_msa.relative_position_bias_table')
+    windows = {window_of_bias_table(table, key) for key, table in tables.items()}
+    if len(windows) != 1:
+        raise CheckpointError(f'expected one window size for all stages, found {sorted(windows)}')
+    embed = backbone.get('absolute_pos_embed')
+    if embed is not None:
+        pretrain_img_size = grid_of_abs_embed(embed) * shared['patch_size']
+    return dict(
+        shared,
+        num_heads=tuple(table.shape[1] for table in tables.values()),
+        window_size=windows.pop(),
+        qkv_bias='stages.0.blocks.0.attn.w_msa.qkv.bias' in backbone,
+        use_abs_pos_embed=embed is not None,
+        pretrain_img_size=pretrain_img_size,
+    )
+
+
+def check_shapes(backbone: Dict[str, torch.Tensor], model_class: type,
+                 arguments: dict) -> None:
+    """Raise CheckpointError unless `backbone` has exactly the keys and shapes of
+    ``model_class(**arguments)`` (built on the meta device: no memory, no time)."""
     if not arguments['out_indices']:
         raise CheckpointError('expected at least one output norm (norm{i}.weight), found none')
     try:
         with torch.device('meta'):
-            expected = SwinBackbone(**arguments).state_dict()
+            expected = model_class(**arguments).state_dict()
     except ValueError as err:
-        raise CheckpointError(f'inconsistent architecture {architecture}: {err}') from None
+        raise CheckpointError(f'inconsistent architecture {arguments}: {err}') from None
     unexpected = sorted(set(backbone) - set(expected))
     missing = sorted(set(expected) - set(backbone))
     if unexpected or missing:
@@ -87,5 +102,5 @@ def check_shapes(backbone: Dict[str, torch.Tensor], architecture: dict) -> None:
     for key, value in expected.items():
         if backbone[key].shape != value.shape:
             raise CheckpointError(f'inconsistent shapes: {key} expected {tuple(value.shape)} '
-                                  f'for {architecture["embed_dims"]} channels, found '
+                                  f'for {arguments["embed_dims"]} channels, found '
                                   f'{tuple(backbone[key].shape)}')
