@@ -65,4 +65,5 @@ class CheckpointHoldsModelWeightsHook(Hook):
         raise CheckpointError(
             f'expected the weights of the {type(model).__name__} this config builds (such as '
             f'{sorted(wanted)[0]!r}) in {source}, found {found}; give a checkpoint of this '
-            f'model (tools/swin2mm.py converts backbone files, which go in init_cfg)')
+            f'model, or a classification file as the backbone\'s init_cfg checkpoint '
+            f'(tools/swin2mm.py converts one for load_from)')
