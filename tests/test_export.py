@@ -92,6 +92,7 @@ HAS_EXPORT_DIMS = hasattr(torch, 'export') and hasattr(torch.export, 'Dim')
 needs_mmdet = pytest.mark.skipif(not HAS_MMDET, reason='mmdet is not installed')
 
 
+@pytest.mark.slow  # torch.export: about 26 s on 2 cores
 @pytest.mark.skipif(not HAS_EXPORT_DIMS, reason='torch.export.Dim is new in torch 2.2')
 def test_torch_export_program_is_dynamic(model, tmp_path):
     path = str(tmp_path / 'swin.pt2')

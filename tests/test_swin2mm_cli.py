@@ -165,7 +165,8 @@ def test_unsafe_load_opt_in(tmp_path, official_file, capsys):
 
 @pytest.mark.parametrize('arch,window,img_size', [
     (TINY, 7, 224),
-    (dict(embed_dims=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32)), 12, 384),
+    pytest.param(dict(embed_dims=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32)), 12, 384,
+                 marks=pytest.mark.slow),
 ])
 def test_full_size_official_converts_quickly(arch, window, img_size, tmp_path, capsys):
     src, dst = tmp_path / 'full.pth', tmp_path / 'out.pth'
