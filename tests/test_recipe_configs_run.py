@@ -35,6 +35,14 @@ SEGMENTATION = ['upernet_swin_t_ade20k.py', 'upernet_swin_s_ade20k.py',
                 'upernet_swin_b_ade20k.py', 'upernet_swin_b_22k_ade20k_640.py',
                 'upernet_swin_l_22k_ade20k_640.py']
 SCALE_DOWN = 8
+# One config per family runs the whole cycle: train, TTA test, --resume, load_from. Its
+# siblings share its model, data, TTA and runtime settings (by inheritance, S from T and B
+# from S, or the same _base_ files, as HTC++ L with B's) and differ in the backbone's size,
+# its checkpoint and, for HTC++ L, the schedule's length: for them, training 2 iterations
+# from their own checkpoint is what is left to show.
+FULL_CYCLE = {'mask_rcnn_swin_t_coco_1x.py', 'mask_rcnn_swin_t_coco_3x.py',
+              'cascade_mask_rcnn_swin_t_coco_3x.py', 'htcpp_swin_b_coco.py',
+              'upernet_swin_t_ade20k.py', 'upernet_swin_b_22k_ade20k_640.py'}
 
 
 @pytest.fixture(scope='module')
@@ -200,6 +208,8 @@ def test_recipe_trains_resumes_and_fine_tunes(name, data_dir, tmp_path, monkeypa
     ours, full = read_checkpoint(str(checkpoint)), torch.load(checkpoint, weights_only=False)
     assert ours['meta'] == full['meta'] and ours['state_dict'].keys() == full['state_dict'].keys()
     assert all(torch.equal(ours['state_dict'][k], v) for k, v in full['state_dict'].items())
+    if name not in FULL_CYCLE:
+        return
 
     if detection:  # multi-scale + flip test of the trained checkpoint, masks merged
         log = _test_with_tta(name, tmp_path / 'tta', pretrained, checkpoint)

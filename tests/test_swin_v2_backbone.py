@@ -6,8 +6,8 @@
 - timm's ``SwinTransformerV2`` pads after the roll (timm#2438) and shrinks small maps:
   compared at a size where every stage map is a window multiple larger than the window;
 - with_cp, bf16 autocast, frozen stages, the eval-mode position-bias cache, the
-  registries, the arch zoo against mmpretrain's, dynamic ONNX in onnxruntime and a
-  dynamic torch.export program.
+  registries, the arch zoo against mmpretrain's, dynamic ONNX in onnxruntime (the
+  dynamic torch.export program: tests/test_export.py, through swin-mm-export).
 """
 import pytest
 import torch
@@ -248,18 +248,3 @@ def test_dynamic_onnx_matches_eager_at_three_sizes(tmp_path):
         got = [torch.from_numpy(g) for g in session.run(None, {'images': x.numpy()})]
         assert [g.shape for g in got] == [e.shape for e in expected]
         assert max_diff(got, expected) <= TOLERANCE, (height, width)
-
-
-@pytest.mark.slow
-def test_torch_export_program_is_dynamic(tmp_path):
-    """A .pt2 traced at the export command's example input (more than one window in
-    every stage) runs at other sizes that have more than one window in every stage."""
-    from swin_mm.commands.export import example_input, export_program
-    model = ours_from(mmpretrain_peer()).eval()
-    path = str(tmp_path / 'swinv2.pt2')
-    export_program(model, path, example_input(model))
-    program = torch.export.load(path).module()
-    for batch, height, width in [(1, 300, 280), (2, 320, 448), (1, 291, 301)]:
-        x = images(batch, height, width, seed=6)
-        with torch.no_grad():
-            assert max_diff(program(x), model(x)) <= TOLERANCE, (height, width)
