@@ -71,12 +71,14 @@ def test_each_layout_converts_verifies_and_gives_the_raw_files_features(layout, 
     assert_matches_official(converted, 'w8_img128')
 
 
-def test_per_stage_pretrained_windows_are_read_from_the_tables(tmp_path, capsys):
+@pytest.mark.parametrize('extra_norms', [0, 2])
+def test_per_stage_pretrained_windows_are_read_from_the_tables(extra_norms, tmp_path, capsys):
     """mmpretrain's V2 at window 8 with pretrained windows 4, 6, 10, 12 (its tables'
-    values differ per stage): the meta's architecture gives mmpretrain's outputs."""
+    values differ per stage), without and with the H/G sizes' extra norms (here every 2
+    blocks): the meta's architecture gives mmpretrain's outputs."""
     peer = SwinTransformerV2(
-        arch=dict(embed_dims=8, depths=[1, 1, 2, 1], num_heads=[1, 2, 2, 4],
-                  extra_norm_every_n_blocks=0), img_size=256, window_size=8,
+        arch=dict(embed_dims=8, depths=[1, 1, 4, 1], num_heads=[1, 2, 2, 4],
+                  extra_norm_every_n_blocks=extra_norms), img_size=256, window_size=8,
         drop_path_rate=0., out_indices=(0, 1, 2, 3), pad_small_map=True,
         pretrained_window_sizes=[4, 6, 10, 12])
     gen = torch.Generator().manual_seed(1)
@@ -88,6 +90,7 @@ def test_per_stage_pretrained_windows_are_read_from_the_tables(tmp_path, capsys)
     torch.save({'state_dict': {'backbone.' + k: v for k, v in peer.state_dict().items()}}, src)
     out = _convert([src, dst], capsys)
     assert 'window_size=8 pretrained_window_size=(4, 6, 10, 12) out_indices=(0, 1, 2, 3)' in out
+    assert ('extra_norm_every_n_blocks=2' in out) == bool(extra_norms)
     x = images(2, 70, 90, seed=2)
     peer.eval()  # (its train() returns None)
     with torch.no_grad():

@@ -49,6 +49,8 @@ def _v2_line(architecture: dict, conversion: Conversion) -> str:
             + f'window_size={_unknown(architecture["window_size"])} '
             f'pretrained_window_size={_unknown(architecture["pretrained_window_size"])} '
             f'out_indices={architecture["out_indices"]}')
+    if architecture['extra_norm_every_n_blocks']:
+        line += f' extra_norm_every_n_blocks={architecture["extra_norm_every_n_blocks"]}'
     if conversion.windows is None:
         return line + ' (the file has no relative_coords_table buffers to say its windows)'
     if len(set(conversion.windows)) > 1:

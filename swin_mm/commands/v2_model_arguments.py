@@ -6,6 +6,7 @@ window-sized tensor, so the window and pretrained window come only from the deri
 buffers a file may carry (:attr:`Conversion.windows`, read by
 :mod:`swin_mm.checkpoints.v2_layouts`), and are None (unknown) without them.
 """
+import re
 from typing import Optional, Sequence, Tuple, Union
 
 from ..checkpoints.layouts import Conversion
@@ -16,6 +17,7 @@ from .model_arguments import first_blocks, shared_architecture
 CHECK_WINDOW = 8
 
 Window = Union[int, Tuple[int, int]]
+_EXTRA_NORM = re.compile(r'stages\.\d+\.blocks\.(\d+)\.norm3\.weight')
 
 
 def _side_or_pair(pair: Tuple[int, int]) -> Window:
@@ -27,6 +29,14 @@ def _per_stage(pairs: Sequence[Tuple[int, int]]) -> Union[Window, Tuple[Window, 
     if len(set(pairs)) == 1:
         return _side_or_pair(pairs[0])
     return tuple(_side_or_pair(pair) for pair in pairs)
+
+
+def _extra_norm_every(backbone) -> int:
+    """n of ``extra_norm_every_n_blocks``: the first block (j + 1) with a ``norm3``
+    (the paper's H and G sizes), 0 without any; :func:`check_shapes` then checks that
+    every n-th block of every stage has one."""
+    blocks = [int(m.group(1)) + 1 for key in backbone for m in [_EXTRA_NORM.fullmatch(key)] if m]
+    return min(blocks, default=0)
 
 
 def infer_v2_architecture(conversion: Conversion) -> dict:
@@ -47,6 +57,7 @@ def infer_v2_architecture(conversion: Conversion) -> dict:
         window_size=None if largest is None else _side_or_pair(largest),
         pretrained_window_size=None if pretrained is None else _per_stage(pretrained),
         qkv_bias='stages.0.blocks.0.attn.w_msa.q_bias' in backbone,
+        extra_norm_every_n_blocks=_extra_norm_every(backbone),
     )
 
 
