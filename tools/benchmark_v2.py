@@ -35,10 +35,6 @@ PEERS = IMPLEMENTATIONS_V2[1:]
 SAME_FUNCTION = 1e-4
 
 
-def build_all(arch: str, window: int, size) -> dict:
-    return {impl: build_v2(impl, arch, window, img_size=size) for impl in IMPLEMENTATIONS_V2}
-
-
 def measure_memory(impl: str, arch: str, window: int, size, batch: int) -> dict:
     """Peak memory of the training step of `impl`, in a fresh process."""
     command = [sys.executable, __file__, '--memory-child', impl, '--arch', arch,
@@ -49,7 +45,7 @@ def measure_memory(impl: str, arch: str, window: int, size, batch: int) -> dict:
 
 
 def forward_row(arch: str, window: int, size, repeats: int) -> dict:
-    models = build_all(arch, window, size)
+    models = build_v2(arch=arch, window=window, img_size=size)
     images = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0))
     steps = {impl: forward_step(model, images) for impl, model in models.items()}
     outputs = {impl: step() for impl, step in steps.items()}
@@ -60,7 +56,7 @@ def forward_row(arch: str, window: int, size, repeats: int) -> dict:
 
 
 def training_row(arch: str, window: int, size, batch: int, repeats: int) -> dict:
-    models = build_all(arch, window, size)
+    models = build_v2(arch=arch, window=window, img_size=size)
     images = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(1))
     steps = {impl: training_step(model, images) for impl, model in models.items()}
     times = interleaved(steps, repeats=repeats, warmup=1)
@@ -101,7 +97,8 @@ def main(argv=None) -> None:
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:
-        model = build_v2(args.memory_child, args.arch, args.window, img_size=args.train_size)
+        model, = build_v2((args.memory_child,), args.arch, args.window,
+                          img_size=args.train_size).values()
         images = torch.randn(args.batch, 3, *args.train_size)
         print(json.dumps(peak_step_memory_mib(training_step(model, images))))
         return

@@ -58,16 +58,20 @@ def _timm(ours: SwinV2Backbone, window: int, img_size: Tuple[int, int]) -> TimmS
     return model
 
 
-def build_v2(impl: str, arch: str = 'tiny', window: int = 8, seed: int = 0,
-             img_size: Tuple[int, int] = (256, 256)) -> torch.nn.Module:
-    """One implementation with the weights every implementation gets for this seed;
-    `img_size` is used by timm only (its models are built for one input size)."""
-    if impl not in IMPLEMENTATIONS_V2:
-        raise ValueError(f'impl must be one of {IMPLEMENTATIONS_V2}, got {impl!r}')
-    peer = _mmpretrain(arch, window, seed)
-    if impl == 'mmpretrain':
-        return peer
-    ours = SwinV2Backbone(**arch_settings(arch, 'swinv2'), window_size=window,
-                          drop_path_rate=0.)
-    ours.load_state_dict(peer.state_dict())
-    return ours if impl == 'swin_mm' else _timm(ours, window, img_size)
+def build_v2(impls=IMPLEMENTATIONS_V2, arch: str = 'tiny', window: int = 8, seed: int = 0,
+             img_size: Tuple[int, int] = (256, 256)) -> Dict[str, torch.nn.Module]:
+    """{impl: model} for `impls`, each with the weights every implementation gets for
+    this seed, each built once (and only what they need: timm's weights come from ours,
+    ours from mmpretrain's); `img_size` is used by timm only (its models are built for
+    one input size)."""
+    unknown = sorted(set(impls) - set(IMPLEMENTATIONS_V2))
+    if unknown:
+        raise ValueError(f'impls must be among {IMPLEMENTATIONS_V2}, got {unknown}')
+    models = {'mmpretrain': _mmpretrain(arch, window, seed)}
+    if {'swin_mm', 'timm'} & set(impls):
+        models['swin_mm'] = SwinV2Backbone(**arch_settings(arch, 'swinv2'),
+                                           window_size=window, drop_path_rate=0.)
+        models['swin_mm'].load_state_dict(models['mmpretrain'].state_dict())
+    if 'timm' in impls:
+        models['timm'] = _timm(models['swin_mm'], window, img_size)
+    return {impl: models[impl] for impl in impls}
