@@ -119,13 +119,8 @@ class ShiftWindowCosineAttention(nn.Module):
     mmpretrain does. Partitions, attends and merges; the block adds norm and drop path.
 
     Args:
-        embed_dims (int): channels of the tokens.
-        num_heads (int): attention heads.
-        window (tuple[int, int]): window (height, width) in tokens.
-        pretrained_window (tuple[int, int]): pretrained window, (0, 0) for `window`.
-        qkv_bias (bool): learned q and v biases. Default: True.
-        attn_drop_rate (float): dropout on the attention probabilities. Default: 0.
-        proj_drop_rate (float): dropout after the output projection. Default: 0.
+        embed_dims, num_heads, window, pretrained_window, qkv_bias, attn_drop_rate,
+        proj_drop_rate: those of :class:`WindowCosineAttention`, with the same defaults.
     """
 
     def __init__(self, embed_dims: int, num_heads: int, window: Tuple[int, int],
